@@ -1,0 +1,115 @@
+"""The output layout of a run, and reading a finished run back (for notebooks, reports and tests).
+
+    outputs/<run_name>/manifest.json
+    outputs/<run_name>/<aoi_id>/composites/<period>.tif     COG, float32, bands named
+    outputs/<run_name>/<aoi_id>/classes/<period>.tif        COG, uint8 class codes, 255 = nodata
+    outputs/<run_name>/<aoi_id>/metrics/class_area.csv
+    outputs/<run_name>/<aoi_id>/metrics/transitions.csv
+    outputs/<run_name>/<aoi_id>/metrics/accuracy.json
+    outputs/<run_name>/<aoi_id>/events/event_metrics.csv
+    outputs/<run_name>/<aoi_id>/video/<aoi_id>.mp4
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import rioxarray
+import xarray as xr
+
+from pipeline.config import ClassDef
+from pipeline.errors import InputError
+
+__all__ = ["OutputLayout", "RunOutputs", "open_run"]
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where each output of a run lives: the one place that knows the layout."""
+
+    run_dir: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.run_dir / "manifest.json"
+
+    def aoi_dir(self, aoi_id: str) -> Path:
+        return self.run_dir / aoi_id
+
+    def composite(self, aoi_id: str, period: int) -> Path:
+        return self.aoi_dir(aoi_id) / "composites" / f"{period}.tif"
+
+    def class_map(self, aoi_id: str, period: int) -> Path:
+        return self.aoi_dir(aoi_id) / "classes" / f"{period}.tif"
+
+    def class_area(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "class_area.csv"
+
+    def transitions(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "transitions.csv"
+
+    def accuracy(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "accuracy.json"
+
+    def event_metrics(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "events" / "event_metrics.csv"
+
+    def video(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "video" / f"{aoi_id}.mp4"
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """A finished run, read lazily from its folder."""
+
+    layout: OutputLayout
+    manifest: dict
+
+    @property
+    def aoi_ids(self) -> list[str]:
+        return list(self.manifest["aois"])
+
+    @property
+    def classes(self) -> list[ClassDef]:
+        return [ClassDef(**c) for c in self.manifest["config"]["classes"]]
+
+    def periods(self, aoi_id: str) -> list[int]:
+        return self.manifest["aois"][aoi_id]["stages"]["composite"]["periods"]
+
+    def class_map(self, aoi_id: str) -> xr.DataArray:
+        """(period, y, x) uint8 class codes, 255 = nodata; lazy (Dask)."""
+        maps = [rioxarray.open_rasterio(self.layout.class_map(aoi_id, p), chunks={}).squeeze("band", drop=True)
+                for p in self.periods(aoi_id)]
+        return xr.concat(maps, dim=pd.Index(self.periods(aoi_id), name="period")).rename("class_map")
+
+    def composite(self, aoi_id: str, period: int) -> xr.Dataset:
+        """One period's composite: a float32 variable per band and index, NaN = nodata; lazy."""
+        raster = rioxarray.open_rasterio(self.layout.composite(aoi_id, period), chunks={})
+        names = raster.attrs["long_name"]
+        return raster.assign_coords(band=list(names)).to_dataset("band")
+
+    def class_area(self, aoi_id: str) -> pd.DataFrame:
+        return pd.read_csv(self.layout.class_area(aoi_id))
+
+    def transitions(self, aoi_id: str) -> pd.DataFrame:
+        return pd.read_csv(self.layout.transitions(aoi_id))
+
+    def event_metrics(self, aoi_id: str) -> pd.DataFrame:
+        return pd.read_csv(self.layout.event_metrics(aoi_id))
+
+    def accuracy(self, aoi_id: str) -> dict:
+        return json.loads(self.layout.accuracy(aoi_id).read_text())
+
+    def video(self, aoi_id: str) -> Path:
+        return self.layout.video(aoi_id)
+
+
+def open_run(run_dir: str | Path) -> RunOutputs:
+    """A finished run's outputs; raises InputError if the folder holds no run."""
+    layout = OutputLayout(Path(run_dir))
+    if not layout.manifest.exists():
+        raise InputError(f"{run_dir}: no manifest.json here; is this a run folder (outputs/<run_name>)?")
+    return RunOutputs(layout=layout, manifest=json.loads(layout.manifest.read_text()))

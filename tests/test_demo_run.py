@@ -1,0 +1,155 @@
+"""The whole pipeline once, on the small demo, through the `midr` command a user runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import rioxarray
+
+from pipeline.classify import compare_with_reference
+from pipeline.config import load_config
+from pipeline.demo import generate_demo
+from pipeline.render import frame_count
+from pipeline.results import open_run
+
+HERE = Path(__file__).parent
+MIDR = str(Path(sys.executable).with_name("midr"))  # the console script beside this Python
+MINING, BUILT_UP = 6, 5
+
+
+def _midr(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([MIDR, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    generate_demo(root / "data", root / "aoi" / "demo_mine.geojson", size="small", seed=42)
+    shutil.copy(HERE / "demo_small.yaml", root / "config.yaml")
+    result = _midr("run", str(root / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_every_output_of_the_layout_is_written(demo_run):
+    run = open_run(demo_run / "outputs" / "demo_small")
+    assert run.aoi_ids == ["demo_mine"]
+    periods = run.periods("demo_mine")
+    assert periods == list(range(2016, 2022))
+    layout = run.layout
+    expected = [layout.class_area("demo_mine"), layout.transitions("demo_mine"), layout.accuracy("demo_mine"),
+                layout.event_metrics("demo_mine"), layout.video("demo_mine"), layout.manifest]
+    expected += [layout.composite("demo_mine", p) for p in periods]
+    expected += [layout.class_map("demo_mine", p) for p in periods]
+    assert [p for p in expected if not p.is_file()] == []
+    assert not list(layout.run_dir.rglob(".*.part*")), "temporary files left behind"
+    with rasterio.open(layout.class_map("demo_mine", 2016)) as src:
+        assert src.dtypes == ("uint8",) and src.nodata == 255 and src.colormap(1)[MINING][:3] == (140, 109, 49)
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.crs.to_epsg() == 32736
+    with rasterio.open(layout.composite("demo_mine", 2016)) as src:
+        assert src.descriptions[:7] == ("blue", "green", "red", "nir", "swir1", "swir2", "ndvi")
+
+
+def test_manifest_records_inputs_versions_and_stages(demo_run):
+    manifest = json.loads((demo_run / "outputs" / "demo_small" / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["config"]["run_name"] == "demo_small"
+    assert len(manifest["inputs"]) == 18 + 3  # 6 years x 3 scenes, AOI, training points, events
+    assert all(len(i["sha256"]) == 64 and i["size"] > 0 for i in manifest["inputs"])
+    stages = manifest["aois"]["demo_mine"]["stages"]
+    assert list(stages) == ["ingest", "composite", "classify", "change", "events", "video"]
+    assert all(s["status"] == "done" and s["seconds"] >= 0 for s in stages.values())
+    assert {"numpy", "xarray", "dask", "rasterio", "scikit-learn", "gdal"} <= set(manifest["versions"])
+
+
+def test_class_maps_agree_with_the_truth(demo_run):
+    run = open_run(demo_run / "outputs" / "demo_small")
+    class_map = run.class_map("demo_mine")
+    for period in run.periods("demo_mine"):
+        truth = rioxarray.open_rasterio(demo_run / "data" / "truth" / f"{period}.tif").squeeze("band", drop=True)
+        report = compare_with_reference(class_map.sel(period=period), truth, run.classes)
+        assert report["overall_accuracy"] >= 0.90, (period, report["overall_accuracy"])
+    assert run.accuracy("demo_mine")["overall_accuracy"] >= 0.90
+
+
+def test_mining_area_first_and_last_period_within_10_percent_of_truth(demo_run):
+    run = open_run(demo_run / "outputs" / "demo_small")
+    area = run.class_area("demo_mine").set_index(["period", "class_code"])["area_ha"]
+    class_map = run.class_map("demo_mine")
+    for period in (2016, 2021):
+        truth = rioxarray.open_rasterio(demo_run / "data" / "truth" / f"{period}.tif").squeeze("band", drop=True)
+        truth = truth.sel(x=class_map.x, y=class_map.y, method="nearest")
+        inside = (class_map.sel(period=period) != 255).values
+        true_ha = ((truth.values == MINING) & inside).sum() * 0.09
+        assert area[period, MINING] == pytest.approx(true_ha, rel=0.10)
+
+
+def test_class_areas_add_up_to_the_mapped_aoi(demo_run):
+    run = open_run(demo_run / "outputs" / "demo_small")
+    table = run.class_area("demo_mine")
+    totals = table.groupby("period")["area_ha"].sum()
+    mapped = (run.class_map("demo_mine") != 255).sum(("y", "x")).values * 0.09
+    np.testing.assert_allclose(totals.values, mapped, rtol=1e-6)
+    transitions = run.transitions("demo_mine")
+    # what leaves 2016 arrives in 2017: transitions from 2016 sum to at most the 2016 mapped area
+    assert transitions[transitions.period_from == 2016]["area_ha"].sum() <= totals[2016] + 1e-6
+
+
+def test_event_metrics_show_the_village_cleared_and_the_new_one_built(demo_run):
+    metrics = open_run(demo_run / "outputs" / "demo_small").event_metrics("demo_mine")
+    built = metrics[metrics["class_code"] == BUILT_UP].set_index("zone")
+    origin, site = built.loc["origin_community"], built.loc["resettlement_site"]
+    assert origin["event_id"] == "demo_mine_village_a" and origin["status"] == "ok"
+    assert origin["area_ha_before"] > 1.0 and origin["area_ha_after"] <= 0.05 * origin["area_ha_before"]
+    assert site["area_ha_before"] <= 0.1 and site["area_ha_after"] > 1.0
+    assert origin["periods_before"] == "2016-2017" and origin["periods_after"] == "2019-2020"
+
+
+def test_video_is_h264_at_the_configured_size_and_length(demo_run):
+    run = open_run(demo_run / "outputs" / "demo_small")
+    config = load_config(demo_run / "config.yaml")
+    reader = imageio_ffmpeg.read_frames(str(run.video("demo_mine")))
+    meta = next(reader)
+    frames = sum(1 for _ in reader)
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["size"] == (config.video.width, config.video.height)
+    assert frames == frame_count(6, fps=config.video.fps, seconds_per_period=config.video.seconds_per_period)
+    assert frames == 6 * 3
+
+
+def test_rerun_on_threads_gives_identical_maps_and_tables(demo_run, tmp_path):
+    config = (demo_run / "config.yaml").read_text().replace("run_name: demo_small", "run_name: again")
+    config = config.replace("n_workers: 2", "n_workers: 1").replace("dask:\n", "dask:\n  cluster: threads\n")
+    (demo_run / "again.yaml").write_text(config)
+    assert _midr("run", str(demo_run / "again.yaml")).returncode == 0
+    first, again = open_run(demo_run / "outputs" / "demo_small"), open_run(demo_run / "outputs" / "again")
+    np.testing.assert_array_equal(first.class_map("demo_mine").values, again.class_map("demo_mine").values)
+    pd.testing.assert_frame_equal(first.class_area("demo_mine"), again.class_area("demo_mine"))
+    pd.testing.assert_frame_equal(first.event_metrics("demo_mine"), again.event_metrics("demo_mine"))
+
+
+def test_a_misspelt_key_exits_2_naming_it_and_writes_nothing(demo_run):
+    bad = demo_run / "bad.yaml"
+    bad.write_text((demo_run / "config.yaml").read_text().replace("run_name: demo_small", "run_name: bad")
+                   .replace("zone_radius_m", "zone_raduis_m"))
+    for command in ("validate", "run"):
+        result = _midr(command, str(bad))
+        assert result.returncode == 2
+        assert "events.zone_raduis_m: Extra inputs are not permitted" in result.stderr + result.stdout
+    assert not (demo_run / "outputs" / "bad").exists()
+
+
+def test_missing_scenes_exit_2_and_say_how_to_get_the_demo(demo_run):
+    bad = demo_run / "noscenes.yaml"
+    bad.write_text((demo_run / "config.yaml").read_text().replace("data/scenes/demo_*", "data/nothing/*"))
+    result = _midr("run", str(bad))
+    assert result.returncode == 2
+    assert "no scene files match" in result.stderr and "ingest.scenes" in result.stderr

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from shapely.geometry import box
+
+from pipeline.config import DEFAULT_CLASSES
+from pipeline.events import (event_caption, event_metrics_table, event_periods, event_zones, link_events,
+                             zone_pixel_counts)
+
+from conftest import CRS
+
+EVENT = pd.Series({"event_id": "mine_a_village", "aoi_id": "mine_a", "year_start": 2013, "year_end": 2013,
+                   "displaced_count": 240.0, "displaced_unit": "households",
+                   "origin_community": "Village A", "resettlement_site": "New Village A",
+                   "origin_lat": -16.1, "origin_lon": 33.7, "site_lat": np.nan, "site_lon": np.nan})
+
+
+def test_link_events_spatially_by_mine_point():
+    aois = gpd.GeoDataFrame({"aoi_id": ["mine_a"]}, geometry=[box(33.6, -16.2, 33.8, -16.0)], crs="EPSG:4326")
+    events = pd.DataFrame({"event_id": ["in", "near", "far", "unlocated"],
+                           "mine_lat": [-16.1, -16.1, -10.0, np.nan], "mine_lon": [33.7, 33.805, 30.0, np.nan]})
+    assert list(link_events(events, aois, how="spatial")["event_id"]) == ["in"]
+    linked = link_events(events, aois, how="spatial", distance_m=1_000)
+    assert list(linked["event_id"]) == ["in", "near"] and set(linked["aoi_id"]) == {"mine_a"}
+
+
+def test_event_windows_before_start_and_after_end():
+    periods = list(range(2008, 2023))
+    assert event_periods(EVENT, periods, years_before=2, years_after=3) == ([2011, 2012], [2014, 2015, 2016])
+    no_end = EVENT.drop("year_end")
+    assert event_periods(no_end, periods, years_before=1, years_after=1) == ([2012], [2014])
+
+
+def test_zone_without_coordinates_is_skipped_and_says_why():
+    zones = event_zones(EVENT, radius_m=500, crs=CRS)
+    assert zones["resettlement_site"] == "skipped: no site_lat/site_lon in the record"
+    assert zones["origin_community"].iloc[0].area == pytest.approx(np.pi * 500**2, rel=0.01)
+
+
+def test_event_metrics_before_after_and_change():
+    # a 4x4 zone grid of 1 ha pixels; built-up (5) for 2011-2012, bare (6) from 2013
+    values = np.where(np.arange(4)[:, None, None] < 2, 5, 6) * np.ones((4, 4, 4), "uint8")
+    class_map = xr.DataArray(values.astype("uint8"), dims=("period", "y", "x"),
+                             coords={"period": [2011, 2012, 2013, 2014], "y": 350.0 - 100 * np.arange(4),
+                                     "x": 50.0 + 100 * np.arange(4)}).rio.write_crs(CRS).rio.write_nodata(255)
+    zone = gpd.GeoSeries([box(0, 200, 200, 400)], crs=CRS)  # the top-left 2x2 pixels
+    counts = zone_pixel_counts(class_map, zone).compute()
+    table = event_metrics_table(EVENT, {"origin_community": counts, "resettlement_site": "skipped: no x"},
+                                DEFAULT_CLASSES, pixel_area_ha=1.0, years_before=2, years_after=2)
+    built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
+    assert (built["area_ha_before"], built["area_ha_after"], built["change_ha"]) == (4.0, 0.0, -4.0)
+    assert built["periods_before"] == "2011-2012" and built["periods_after"] == "2014"
+    assert built["zone_area_ha"] == 4.0 and built["status"] == "ok"
+    skipped = table[table["zone"] == "resettlement_site"]
+    assert len(skipped) == 1 and skipped.iloc[0]["status"] == "skipped: no x"
+
+
+def test_event_caption():
+    assert event_caption(EVENT) == "2013: 240 households resettled from Village A to New Village A"
+    sparse = pd.Series({"year_start": 2009, "year_end": 2010, "displaced_count": np.nan})
+    assert event_caption(sparse) == "2009-2010: people resettled"
