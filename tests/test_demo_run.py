@@ -153,3 +153,19 @@ def test_missing_scenes_exit_2_and_say_how_to_get_the_demo(demo_run):
     result = _midr("run", str(bad))
     assert result.returncode == 2
     assert "no scene files match" in result.stderr and "ingest.scenes" in result.stderr
+
+
+def test_the_explore_notebook_runs_top_to_bottom(demo_run, monkeypatch):
+    import nbclient
+    import nbformat
+
+    notebook_path = HERE.parent / "notebooks" / "01_explore_demo.ipynb"
+    notebook = nbformat.read(notebook_path, as_version=4)
+    monkeypatch.setenv("MIDR_RUN_DIR", str(demo_run / "outputs" / "demo_small"))
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert "run 'demo_small': done, AOIs ['demo_mine']" in printed
+    assert "overall accuracy 0.9" in printed
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the class maps and the area chart
