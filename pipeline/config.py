@@ -74,7 +74,7 @@ DEFAULT_CLASSES: tuple[ClassDef, ...] = (
 class AoiConfig(Strict):
     path: ConfigPath
     id_field: str = "aoi_id"
-    buffer_m: float = Field(0.0, ge=0, description="grow each AOI polygon by this many metres")
+    buffer_m: float = Field(0.0, ge=0, description="grow each AOI polygon by this many metres before clipping")
     ids: list[str] | None = Field(None, description="run only these AOI ids (default: all features)")
 
 
@@ -94,7 +94,6 @@ class IngestConfig(Strict):
     offset: float = 0.0
     nodata: float | None = Field(0, description="reflectance nodata value (default: the file's)")
     chunk_size: int = Field(512, ge=64, le=8192, description="pixels per chunk side")
-    buffer_m: float = Field(0.0, ge=0, description="extra margin around the AOI when clipping")
 
     @field_validator("date_pattern")
     @classmethod

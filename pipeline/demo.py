@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,6 +47,8 @@ import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from scipy import ndimage
+
+from pipeline.io import atomic_path
 
 __all__ = ["CLASS_CODES", "DemoSize", "generate_demo"]
 
@@ -601,18 +601,6 @@ def _aoi_frame(n_px: int, transform: Affine) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(props, geometry=[box], crs=f"EPSG:{_EPSG}").to_crs(4326)
 
 
-@contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success ``os.replace`` it into place."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    tmp.unlink(missing_ok=True)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_raster(
     path: Path,
     bands: np.ndarray,
@@ -639,7 +627,7 @@ def _write_raster(
         "compress": "deflate",
         "predictor": 2,
     }
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(bands)
             dst.descriptions = descriptions
@@ -649,7 +637,7 @@ def _write_raster(
 
 def _write_table(path: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(tmp)`` on a temporary sibling of ``path``, then move it into place."""
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         write(tmp)
 
 

@@ -23,7 +23,7 @@ from pipeline.change import class_pixel_counts
 from pipeline.config import ClassDef
 from pipeline.errors import InputError
 
-__all__ = ["ZONES", "link_events", "event_zones", "zone_pixel_counts", "event_metrics_table",
+__all__ = ["ZONES", "EVENT_METRICS_COLUMNS", "link_events", "event_zones", "zone_pixel_counts", "event_metrics_table",
            "event_caption", "event_periods"]
 
 # zone name -> (latitude column, longitude column) in the events table
@@ -31,6 +31,11 @@ ZONES: dict[str, tuple[str, str]] = {
     "origin_community": ("origin_lat", "origin_lon"),
     "resettlement_site": ("site_lat", "site_lon"),
 }
+
+
+EVENT_METRICS_COLUMNS = ["aoi_id", "event_id", "zone", "class_code", "class_name", "periods_before",
+                         "periods_after", "zone_area_ha", "area_ha_before", "area_ha_after", "change_ha",
+                         "status"]
 
 
 def link_events(events: pd.DataFrame, aois: gpd.GeoDataFrame, *, how: Literal["aoi_id", "spatial"],
@@ -127,9 +132,7 @@ def event_metrics_table(
                 "zone_area_ha": zone_ha, "area_ha_before": area_before, "area_ha_after": area_after,
                 "change_ha": area_after - area_before, "status": status,
             })
-    columns = ["aoi_id", "event_id", "zone", "class_code", "class_name", "periods_before",
-               "periods_after", "zone_area_ha", "area_ha_before", "area_ha_after", "change_ha", "status"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=EVENT_METRICS_COLUMNS)
 
 
 def _span(periods: Sequence[int]) -> str:

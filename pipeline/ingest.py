@@ -37,7 +37,6 @@ def scene_stack(
     offset: float,
     nodata: float | None,
     chunk_size: int = 512,
-    buffer_m: float = 0.0,
     open_scene: Callable[..., xr.DataArray] = io.open_scene,
 ) -> xr.Dataset:
     """Stack the scenes that overlap the AOI into a (time, y, x) Dataset, lazily.
@@ -66,7 +65,7 @@ def scene_stack(
                 f"the file's bands are {list(map(str, scene['band'].values))}"
             )
         if reference is None:
-            bounds = aoi.to_crs(scene.rio.crs).buffer(buffer_m).total_bounds
+            bounds = aoi.to_crs(scene.rio.crs).total_bounds
             try:
                 scene = scene.rio.clip_box(*bounds)
             except (NoDataInBounds, OneDimensionalRaster):

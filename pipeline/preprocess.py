@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import bottleneck as bn
 import numpy as np
 import xarray as xr
 
@@ -37,6 +38,16 @@ def period_of(time: xr.DataArray, period: Literal["year"] = "year") -> xr.DataAr
     return time.dt.year.rename("period")
 
 
+# NaN-aware reductions along the last axis; unlike NumPy's they return NaN for an all-NaN slice
+# without a warning (pixels outside the AOI or never clear), and bottleneck's median is much faster.
+_REDUCERS = {"median": bn.nanmedian, "mean": bn.nanmean, "min": bn.nanmin, "max": bn.nanmax}
+
+
+def _reduce_time(values: np.ndarray, *, method: str) -> np.ndarray:
+    """(..., time) -> (...), same dtype; NaN where every value is NaN."""
+    return _REDUCERS[method](values, axis=-1).astype(values.dtype, copy=False)
+
+
 def composite(
     scene_stack: xr.Dataset,
     *,
@@ -54,7 +65,8 @@ def composite(
         scenes = scene_stack.isel(time=np.flatnonzero(labels.values == label))
         if scenes.chunks:
             scenes = scenes.chunk(time=-1)
-        reduced = getattr(scenes, method)("time", skipna=True, keep_attrs=True)
+        reduced = xr.apply_ufunc(_reduce_time, scenes, input_core_dims=[["time"]], kwargs={"method": method},
+                                 dask="parallelized", keep_attrs=True)
         clear = xr.concat([v.notnull() for v in scenes.data_vars.values()], "variable").all("variable")
         count = clear.sum("time").astype("int16")
         reduced = reduced.where(count >= min_clear_scenes)

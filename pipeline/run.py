@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -91,7 +91,7 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
     one AOI are recorded in the result and the manifest instead.
     """
     progress = progress or (lambda *_: None)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     aois = io.read_aois(config.aoi.path, id_field=config.aoi.id_field)
     if config.aoi.ids is not None:
         unknown = sorted(set(config.aoi.ids) - set(aois["aoi_id"]))
@@ -134,7 +134,7 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
                 result.failed[aoi_id] = record["error"]
                 log.error("aoi %r failed: %s", aoi_id, record["error"])
                 log.debug("%s", traceback.format_exc())
-    manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     manifest["status"] = "failed" if result.failed else "done"
     io.write_json(manifest, OutputLayout(config.run_dir).manifest)
     return result
@@ -170,7 +170,7 @@ def _run_aoi(config: PipelineConfig, aoi: pd.Series, aoi_crs, scenes, points: gp
         stack = ingest.scene_stack(
             scenes, geometry, bands=config.ingest.bands, mask_band=config.cloud_mask.mask_band,
             scale=config.ingest.scale, offset=config.ingest.offset, nodata=config.ingest.nodata,
-            chunk_size=config.ingest.chunk_size, buffer_m=config.ingest.buffer_m)
+            chunk_size=config.ingest.chunk_size)
         entry.update(scenes=stack.sizes["time"], shape=[stack.sizes["y"], stack.sizes["x"]],
                      crs=str(stack.rio.crs))
 
@@ -212,10 +212,7 @@ def _run_aoi(config: PipelineConfig, aoi: pd.Series, aoi_crs, scenes, points: gp
                   else pd.DataFrame(columns=["event_id"]))
     with _stage(record, aoi_id, "events", progress) as entry:
         tables = [_event_metrics(config, event, class_map, area_ha) for _, event in aoi_events.iterrows()]
-        columns = list(tables[0].columns) if tables else events.event_metrics_table(
-            pd.Series({"event_id": "", "year_start": 0}), {}, [], pixel_area_ha=1, years_before=1,
-            years_after=1).columns
-        io.write_csv(pd.concat(tables) if tables else pd.DataFrame(columns=columns),
+        io.write_csv(pd.concat(tables) if tables else pd.DataFrame(columns=events.EVENT_METRICS_COLUMNS),
                      out.event_metrics(aoi_id))
         entry["events"] = list(aoi_events["event_id"])
 

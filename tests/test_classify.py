@@ -5,7 +5,6 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import xarray as xr
-from sklearn.tree import DecisionTreeClassifier
 
 from pipeline.classify import (UNCLASSIFIED, _predict_block, accuracy_assessment, feature_stack,
                                predict_class_map, train_random_forest, training_samples)

@@ -169,3 +169,35 @@ def test_the_explore_notebook_runs_top_to_bottom(demo_run, monkeypatch):
     assert "overall accuracy 0.9" in printed
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # the class maps and the area chart
+
+
+def test_runs_on_an_existing_scheduler_given_by_address(demo_run):
+    from distributed import LocalCluster
+
+    config = (demo_run / "config.yaml").read_text().replace("run_name: demo_small", "run_name: on_scheduler")
+    (demo_run / "on_scheduler.yaml").write_text(config)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        result = _midr("run", str(demo_run / "on_scheduler.yaml"), "--scheduler", cluster.scheduler_address)
+    assert result.returncode == 0, result.stderr
+    manifest = open_run(demo_run / "outputs" / "on_scheduler").manifest
+    assert manifest["cluster"] == f"Dask scheduler {cluster.scheduler_address} (1 workers)"
+
+
+def test_a_failing_aoi_is_reported_and_the_others_go_on(demo_run):
+    import geopandas as gpd
+
+    aois = gpd.read_file(demo_run / "aoi" / "demo_mine.geojson")
+    elsewhere = aois.assign(aoi_id="nowhere", geometry=aois.translate(5.0, 0.0))  # 5 degrees east
+    pd.concat([elsewhere, aois]).to_file(demo_run / "aoi" / "two.geojson", driver="GeoJSON")
+    config = (demo_run / "config.yaml").read_text().replace("run_name: demo_small", "run_name: two")
+    config = config.replace("aoi/demo_mine.geojson", "aoi/two.geojson").replace("dask:\n", "dask:\n  cluster: threads\n")
+    (demo_run / "two.yaml").write_text(config)
+    result = _midr("run", str(demo_run / "two.yaml"))
+    assert result.returncode == 1
+    assert "failed: aoi 'nowhere': InputError: the AOI does not overlap any of the 18 scenes" in result.stderr
+    manifest = open_run(demo_run / "outputs" / "two").manifest
+    assert manifest["aois"]["nowhere"]["status"] == "failed"
+    assert manifest["aois"]["nowhere"]["stages"]["ingest"]["status"] == "failed"
+    assert manifest["aois"]["demo_mine"]["status"] == "done" and manifest["status"] == "failed"
+    assert (demo_run / "outputs" / "two" / "demo_mine" / "video" / "demo_mine.mp4").is_file()
