@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,6 +17,8 @@ import xarray as xr
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+HERE = Path(__file__).parent
+MIDR = str(Path(sys.executable).with_name("midr"))  # the console script beside this Python
 CRS = "EPSG:32736"
 X0, Y0, RES = 500_000.0, 8_200_000.0, 30.0
 BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
@@ -74,3 +79,25 @@ def aoi_file(tmp_path) -> Path:
     gpd.GeoDataFrame({"aoi_id": ["mine_a"], "name": ["Mine A"]}, geometry=[geometry], crs=CRS).to_crs(
         "EPSG:4326").to_file(path, driver="GeoJSON")
     return path
+
+
+def midr(*args: str) -> subprocess.CompletedProcess:
+    """Run the `midr` command as a user would; stdout and stderr captured as text."""
+    return subprocess.run([MIDR, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The small demo, generated and run once per test session with tests/demo_small.yaml.
+
+    Returns the folder holding data/ (scenes, truth, training points, events), aoi/, config.yaml and
+    outputs/demo_small/. Tests that need another run write their own config beside config.yaml.
+    """
+    from pipeline.demo import generate_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    generate_demo(root / "data", root / "aoi" / "demo_mine.geojson", size="small", seed=42)
+    shutil.copy(HERE / "demo_small.yaml", root / "config.yaml")
+    result = midr("run", str(root / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    return root

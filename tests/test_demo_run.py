@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -17,27 +13,12 @@ import rioxarray
 
 from pipeline.classify import compare_with_reference
 from pipeline.config import load_config
-from pipeline.demo import generate_demo
 from pipeline.render import frame_count
 from pipeline.results import open_run
 
-HERE = Path(__file__).parent
-MIDR = str(Path(sys.executable).with_name("midr"))  # the console script beside this Python
+from conftest import HERE, midr as _midr
+
 MINING, BUILT_UP = 6, 5
-
-
-def _midr(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MIDR, *args], capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    generate_demo(root / "data", root / "aoi" / "demo_mine.geojson", size="small", seed=42)
-    shutil.copy(HERE / "demo_small.yaml", root / "config.yaml")
-    result = _midr("run", str(root / "config.yaml"))
-    assert result.returncode == 0, result.stderr
-    return root
 
 
 def test_every_output_of_the_layout_is_written(demo_run):
