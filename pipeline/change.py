@@ -1,19 +1,25 @@
-"""Change metrics from class maps: class areas per period and transitions between periods."""
+"""Change metrics from class maps: class areas per period, transitions, gross gain and loss, annual
+rates, the mining footprint and its expansion, the year of first change, and rings around the mine."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import ndimage
 
 from pipeline.config import ClassDef
 
 __all__ = ["pixel_area_ha", "class_pixel_counts", "class_area_table", "transition_counts",
-           "transition_table"]
+           "transition_table", "change_summary", "mining_footprint_table", "first_change_year",
+           "ring_summary", "NO_CHANGE"]
+
+NO_CHANGE = 0  # first_change_year where a pixel never changed (also its nodata)
 
 _N_CODES = 256  # uint8 class codes
 
@@ -44,23 +50,30 @@ def class_pixel_counts(class_map: xr.DataArray) -> xr.DataArray:
 
 def class_area_table(pixel_counts: xr.DataArray, classes: Sequence[ClassDef], *, pixel_area_ha: float,
                      aoi_id: str) -> pd.DataFrame:
-    """aoi_id, period, class_code, class_name, area_ha: one row per period and class of the schema."""
-    rows = [
-        {"aoi_id": aoi_id, "period": int(period), "class_code": c.code, "class_name": c.name,
-         "area_ha": float(pixel_counts.sel(period=period, class_code=c.code)) * pixel_area_ha}
-        for period in pixel_counts["period"].values
-        for c in classes
-    ]
+    """aoi_id, period, class_code, class_name, area_ha, area_pct: one row per period and class of the
+    schema; area_pct is the share of the period's classified area (nodata not counted)."""
+    codes = [c.code for c in classes]
+    rows = []
+    for period in pixel_counts["period"].values:
+        counts = pixel_counts.sel(period=period)
+        mapped = float(counts.sel(class_code=codes).sum())
+        for c in classes:
+            n = float(counts.sel(class_code=c.code))
+            rows.append({"aoi_id": aoi_id, "period": int(period), "class_code": c.code, "class_name": c.name,
+                         "area_ha": n * pixel_area_ha, "area_pct": 100 * n / mapped if mapped else np.nan})
     return pd.DataFrame(rows)
 
 
-def transition_counts(class_map: xr.DataArray) -> xr.DataArray:
-    """Pixels moving from each class to each class between consecutive periods.
+def transition_counts(class_map: xr.DataArray,
+                      steps: Literal["consecutive", "first_last"] = "consecutive") -> xr.DataArray:
+    """Pixels moving from each class to each class between consecutive periods (or first to last).
 
     (step, class_from, class_to) int64 with coordinates `period_from`, `period_to` on `step`;
     pixels that are nodata in either period appear under code 255 and are left to the caller.
     """
     periods = class_map["period"].values
+    if steps == "first_last":
+        periods = periods[[0, -1]] if len(periods) > 1 else periods[:0]
     counts = []
     for before, after in zip(periods[:-1], periods[1:]):
         pairs = class_map.sel(period=before).astype("int64") * _N_CODES + class_map.sel(period=after)
@@ -93,3 +106,88 @@ def transition_table(counts: xr.DataArray, classes: Sequence[ClassDef], *, pixel
                                  "area_ha": values[step, a, b] * pixel_area_ha})
     columns = ["aoi_id", "period_from", "period_to", "class_from", "class_to", "area_ha"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def change_summary(class_area: pd.DataFrame, transitions: pd.DataFrame) -> pd.DataFrame:
+    """Per class, first to last period: areas, gross gain and loss summed over consecutive transitions,
+    net change, mean annual change (ha/yr) and the compound annual rate of change (%/yr, after
+    Puyravaud 2003: 100 * ln(A_last / A_first) / years)."""
+    first, last = class_area["period"].min(), class_area["period"].max()
+    years = max(int(last) - int(first), 1)
+    moved = transitions[transitions["class_from"] != transitions["class_to"]]
+    gain = moved.groupby("class_to")["area_ha"].sum()
+    loss = moved.groupby("class_from")["area_ha"].sum()
+    rows = []
+    for (code, name), areas in class_area.groupby(["class_code", "class_name"], sort=False):
+        by_period = areas.set_index("period")["area_ha"]
+        a_first, a_last = by_period[first], by_period[last]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = 100 * np.log(a_last / a_first) / years if a_first > 0 and a_last > 0 else np.nan
+        rows.append({"aoi_id": areas["aoi_id"].iloc[0], "class_code": code, "class_name": name,
+                     "period_first": int(first), "period_last": int(last),
+                     "area_first_ha": a_first, "area_last_ha": a_last,
+                     "gross_gain_ha": gain.get(code, 0.0), "gross_loss_ha": loss.get(code, 0.0),
+                     "net_change_ha": a_last - a_first, "annual_change_ha": (a_last - a_first) / years,
+                     "annual_rate_pct": rate})
+    return pd.DataFrame(rows)
+
+
+def mining_footprint_table(class_area: pd.DataFrame, mining_classes: Sequence[int]) -> pd.DataFrame:
+    """The mining footprint per period (ha), its expansion since the previous period and its rate (ha/yr)."""
+    mining = class_area[class_area["class_code"].isin(mining_classes)]
+    footprint = mining.groupby(["aoi_id", "period"], as_index=False)["area_ha"].sum()
+    footprint = footprint.sort_values("period").reset_index(drop=True)
+    footprint["expansion_ha"] = footprint["area_ha"].diff()
+    footprint["expansion_rate_ha_per_year"] = footprint["expansion_ha"] / footprint["period"].diff()
+    return footprint
+
+
+def _first_change_np(classes: np.ndarray, years: np.ndarray, nodata: int) -> np.ndarray:
+    """(..., time) class codes -> (...) int16: the first year whose class differs from the year before
+    (both classified); NO_CHANGE where none does."""
+    valid = (classes[..., 1:] != nodata) & (classes[..., :-1] != nodata)
+    changed = (classes[..., 1:] != classes[..., :-1]) & valid
+    first = changed.argmax(axis=-1)
+    return np.where(changed.any(axis=-1), years[1:][first], NO_CHANGE).astype("int16")
+
+
+def first_change_year(class_map: xr.DataArray) -> xr.DataArray:
+    """(y, x) int16: the first period in which each pixel's class changed; NO_CHANGE (0) where it never
+    did. Lazy stays lazy."""
+    nodata = class_map.rio.nodata if class_map.rio.nodata is not None else 255
+    out = xr.apply_ufunc(
+        _first_change_np, class_map, kwargs={"years": class_map["period"].values, "nodata": nodata},
+        input_core_dims=[["period"]], dask="parallelized", output_dtypes=[np.int16],
+        dask_gufunc_kwargs={"allow_rechunk": True},
+    )
+    return out.rename("first_change_year").rio.write_crs(class_map.rio.crs).rio.write_nodata(NO_CHANGE)
+
+
+def ring_summary(class_map: xr.DataArray, classes: Sequence[ClassDef], *, mining_classes: Sequence[int],
+                 rings_m: Sequence[float], aoi_id: str) -> pd.DataFrame:
+    """Class areas per period in rings of distance from that period's mining footprint.
+
+    Rings run from 0 to rings_m[0], rings_m[0] to rings_m[1], ...; distances are Euclidean, in metres,
+    between pixel centres. `class_map` is computed (period, y, x). Periods without a footprint are
+    left out.
+    """
+    resolution = abs(class_map.rio.resolution()[0])
+    area_ha = pixel_area_ha(class_map)
+    edges = np.array([0.0, *rings_m])
+    rows = []
+    for period in class_map["period"].values:
+        classes_now = np.asarray(class_map.sel(period=period).values)
+        footprint = np.isin(classes_now, mining_classes)
+        if not footprint.any():
+            continue
+        distance = ndimage.distance_transform_edt(~footprint) * resolution
+        ring = np.digitize(distance, edges[1:], right=True)  # 0 .. len(rings_m); == len -> beyond
+        outside_footprint = ~footprint
+        for i in range(len(rings_m)):
+            in_ring = (ring == i) & outside_footprint
+            for c in classes:
+                rows.append({"aoi_id": aoi_id, "period": int(period), "ring_from_m": edges[i],
+                             "ring_to_m": edges[i + 1], "class_code": c.code, "class_name": c.name,
+                             "area_ha": float(((classes_now == c.code) & in_ring).sum()) * area_ha})
+    return pd.DataFrame(rows, columns=["aoi_id", "period", "ring_from_m", "ring_to_m", "class_code",
+                                       "class_name", "area_ha"])

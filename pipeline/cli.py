@@ -77,6 +77,19 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config file")]) -
 
 
 @app.command()
+def export(run_dir: Annotated[Path, typer.Argument(help="a run's folder, e.g. outputs/demo")]) -> None:
+    """Write a finished run's exports: CSV/Parquet tables, event zones GPKG, SPSS .sav, Kumu JSON, charts."""
+    from pipeline.export_run import export_run
+
+    _setup_logging(False)
+    try:
+        written = export_run(run_dir)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"{len(written)} files written under {run_dir}")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the config file."""
     typer.echo(config_schema())

@@ -78,9 +78,105 @@ class AoiConfig(Strict):
     ids: list[str] | None = Field(None, description="run only these AOI ids (default: all features)")
 
 
+IngestBand = Literal["blue", "green", "red", "nir", "swir1", "swir2", "ndvi", "evi"]
+SensorName = Literal["landsat-c2-l2", "sentinel-2-l2a", "generic"]
+MaskClass = Literal["cloud", "shadow", "snow", "cirrus", "dilated_cloud", "saturated"]
+
+
+def _resolve_glob(value: str, info: ValidationInfo) -> str:
+    """A glob relative to the config file's folder, made absolute (the glob itself is kept)."""
+    base = (info.context or {}).get("base_dir")
+    if base is None or Path(value).is_absolute():
+        return value
+    return str(Path(base) / value)
+
+
+def _check_pattern(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        groups = re.compile(value).groups
+    except re.error as err:
+        raise ValueError(f"not a regular expression ({err})") from None
+    if groups < 1:
+        raise ValueError("needs a capture group, e.g. '(\\d{8})'")
+    return value
+
+
+Pattern = Annotated[str | None, AfterValidator(_check_pattern)]
+
+
+class MaskRuleConfig(Strict):
+    """A generic sensor's quality band: which of its values (or bits) mean cloud, shadow, ... or no data."""
+
+    band: str = Field(description="native name of the quality band (description, file-name token or asset)")
+    kind: Literal["values", "bits"] = "values"
+    classes: dict[Literal[MaskClass, "nodata"], list[int]] = Field(
+        description="common class -> the band's values (kind: values) or bit numbers (kind: bits)")
+
+
+class _SourceBase(Strict):
+    sensor: SensorName = "generic"
+    bands: dict[IngestBand, str] | None = Field(
+        None, description="common band name -> native name (default: the sensor profile's)")
+    scale: float | None = Field(None, description="default: the sensor profile's")
+    offset: float | None = Field(None, description="default: the sensor profile's")
+    nodata: float | None = Field(None, description="raw nodata value (default: the profile's, else the file's)")
+    mask: MaskRuleConfig | None = Field(None, description="quality band rule (generic sensors)")
+    no_mask: bool = Field(False, description="ignore the profile's quality band")
+
+
+class FilesSourceConfig(_SourceBase):
+    """Local raster files (GeoTIFF, JPEG2000, anything GDAL reads)."""
+
+    kind: Literal["files"] = "files"
+    scenes: Annotated[str, AfterValidator(_resolve_glob)] = Field(description="glob of the files")
+    layout: Literal["multiband", "band-per-file", "date-per-band"] = Field(
+        "multiband", description="multiband: one file per date, bands by description; band-per-file: "
+        "one file per band per date (band from band_pattern); date-per-band: one file per variable, "
+        "one band per date (date from band description or DATETIME tag)")
+    date_from: Literal["name", "tags"] = Field("name", description="date from the file name or the tags")
+    date_pattern: Pattern = Field(None, description="regex, group 1 = date in the file name")
+    date_format: str | None = None
+    band_pattern: Pattern = Field(None, description="regex, group 1 = band in the file name")
+    on_error: Literal["raise", "skip"] = Field("raise", description="unreadable file: stop, or warn and skip")
+
+
+class StacSourceConfig(_SourceBase):
+    """A STAC API search (pystac-client) or a static catalog on disk, loaded lazily with odc-stac."""
+
+    kind: Literal["stac"]
+    api: str | None = Field(None, description="STAC API URL")
+    catalog: ConfigPath | None = Field(None, description="static catalog.json on disk")
+    collection: str | None = None
+    datetime: str | None = Field(None, description="date range, e.g. 2015-01-01/2020-12-31")
+    max_cloud_cover: float | None = Field(None, ge=0, le=100, description="eo:cloud_cover at most (%)")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "StacSourceConfig":
+        if (self.api is None) == (self.catalog is None):
+            raise ValueError("give exactly one of api (a STAC API URL) or catalog (a static catalog.json)")
+        return self
+
+
+SourceConfig = Annotated[FilesSourceConfig | StacSourceConfig, Field(discriminator="kind")]
+
+
+class GridConfig(Strict):
+    crs: str | None = Field(None, description="target CRS; default: the UTM zone of the AOI's centroid; "
+                            "'native': the first scene's CRS")
+    resolution: float | None = Field(None, gt=0, description="pixel size in target CRS units; default: "
+                                     "the first scene's")
+    anchor: Literal["scene", "resolution"] = Field(
+        "scene", description="pixel edges on the first scene's grid, or on multiples of the resolution")
+
+
 class IngestConfig(Strict):
-    scenes: str = Field(
-        description="glob of scene GeoTIFFs, relative to the config file (one multi-band file per date)"
+    sources: list[SourceConfig] | None = Field(
+        None, min_length=1, description="where the scenes come from; merged into one series per AOI")
+    # shorthand for one generic multiband files source (the original form)
+    scenes: str | None = Field(
+        None, description="glob of scene GeoTIFFs, relative to the config file (one multi-band file per date)"
     )
     date_pattern: str = Field(
         r"(\d{8})", description="regex whose first group is the acquisition date in the file name"
@@ -93,24 +189,29 @@ class IngestConfig(Strict):
     scale: float = 1e-4
     offset: float = 0.0
     nodata: float | None = Field(0, description="reflectance nodata value (default: the file's)")
+    grid: GridConfig = GridConfig()
+    harmonise: bool = Field(False, description="bring TM/ETM+ and MSI reflectance to Landsat 8 OLI")
     chunk_size: int = Field(512, ge=64, le=8192, description="pixels per chunk side")
 
     @field_validator("date_pattern")
     @classmethod
     def _one_group(cls, value: str) -> str:
-        try:
-            groups = re.compile(value).groups
-        except re.error as err:
-            raise ValueError(f"not a regular expression ({err})") from None
-        if groups < 1:
-            raise ValueError("needs a capture group around the date, e.g. '(\\d{8})'")
-        return value
+        return _check_pattern(value)
+
+    @model_validator(mode="after")
+    def _sources_or_scenes(self) -> "IngestConfig":
+        if (self.sources is None) == (self.scenes is None):
+            raise ValueError("give either sources (a list) or scenes (one glob of multi-band files)")
+        return self
 
 
 class CloudMaskConfig(Strict):
-    mask_band: str | None = Field("mask", description="band description of the cloud/shadow mask band")
+    drop: list[MaskClass] = Field(
+        default_factory=lambda: ["cloud", "shadow", "cirrus", "dilated_cloud", "saturated"],
+        description="mask classes set to nodata at ingest (add snow to drop snow)")
+    mask_band: str | None = Field("mask", description="ingest.scenes shorthand: the mask band's description")
     mask_values: list[int] = Field(
-        default_factory=lambda: [1, 2], description="mask band values to drop (e.g. cloud, shadow)"
+        default_factory=lambda: [1, 2], description="ingest.scenes shorthand: mask band values to drop"
     )
 
 
@@ -132,6 +233,43 @@ class ClassifyConfig(Strict):
     max_depth: int | None = Field(None, ge=1)
     test_fraction: float = Field(0.3, gt=0, lt=1, description="share of labels held out for accuracy")
     random_state: int = 42
+    model: str = Field(
+        "random_forest",
+        description="random_forest, lightgbm, kmeans, or an import path 'package.module:Class' of a "
+                    "scikit-learn classifier (or a function returning one, e.g. a Pipeline)")
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the model (random_forest: default n_estimators/max_depth above)")
+    model_path: ConfigPath | None = Field(
+        None, description="reuse a model saved by another run (models/<aoi_id>.skops); no training")
+    trusted_types: list[str] = Field(
+        default_factory=list, description="extra types to trust when loading model_path (skops)")
+    save_model: bool = Field(True, description="write models/<aoi_id>.skops and its metadata JSON")
+    max_pixels_per_polygon: int = Field(100, ge=1, description="training polygons: pixels sampled per polygon")
+    cv_folds: int = Field(5, ge=0, description="spatially blocked k-fold cross-validation; 0 = off")
+    cv_block_size_m: float = Field(1000.0, gt=0, description="side of the square CV blocks, metres")
+    confidence: bool = Field(True, description="write classes/<period>_confidence.tif (max class probability)")
+    temporal_filter: Literal["none", "flicker"] = Field(
+        "none", description="flicker: undo A->B->A flips across periods unless B is confident")
+    flicker_min_confidence: float = Field(
+        1.0, ge=0, le=1, description="a flip whose confidence is at least this is kept (1.0: only unanimous ones)")
+    flicker_max_gap: Literal[1, 2] = Field(2, description="1: A,B,A; 2: also A,B,B,A")
+    flicker_end_confidence: float = Field(
+        0.6, ge=0, le=1, description="first/last period: a change from the neighbour below this confidence "
+                                     "is undone (0 = leave the ends alone)")
+    sample_period: int | None = Field(
+        None, description="period whose class map is the strata of the validation sample (default: last)")
+    sample_target_se: float = Field(0.01, gt=0, lt=1, description="target SE of overall accuracy (Olofsson eq. 13)")
+    sample_expected_users_accuracy: float = Field(0.85, gt=0, lt=1)
+    sample_min_per_stratum: int = Field(50, ge=2)
+    validation_sample: ConfigPath | None = Field(
+        None, description="a labelled validation/sample_design.gpkg -> metrics/area_estimates.csv")
+    reference_field: str = Field("reference_code", description="field of the labelled reference class")
+    merge_classes: dict[int, int] = Field(
+        default_factory=dict, description="label code -> class code, to merge classes of the training data "
+                                          "(and of a labelled validation sample) into the schema's")
+    ignore_classes: list[int] = Field(
+        default_factory=list, description="label codes to leave out of training (e.g. 0 = unlabelled)")
 
 
 class EventsConfig(Strict):
@@ -143,22 +281,93 @@ class EventsConfig(Strict):
     zone_radius_m: float = Field(750.0, gt=0, description="buffer around origin and resettlement site")
     years_before: int = Field(2, ge=1)
     years_after: int = Field(2, ge=1)
+    control_inner_m: float = Field(3000.0, ge=0, description="control ring around the mine point: inner radius")
+    control_outer_m: float = Field(6000.0, gt=0, description="control ring: outer radius")
+    block_size_m: float = Field(150.0, gt=0, description="side of the spatial blocks of the bootstrap")
+    n_bootstrap: int = Field(1000, ge=100, description="bootstrap replicates for the 95 % intervals")
+    random_state: int = 0
+
+    @model_validator(mode="after")
+    def _ring(self) -> "EventsConfig":
+        if self.control_outer_m <= self.control_inner_m:
+            raise ValueError(f"control_outer_m ({self.control_outer_m}) must exceed control_inner_m "
+                             f"({self.control_inner_m})")
+        return self
+
+
+class ChangeConfig(Strict):
+    mining_classes: list[int] = Field(
+        default_factory=lambda: [6], description="class codes that make up the mining footprint")
+    rings_m: list[float] = Field(
+        default_factory=lambda: [500, 1000, 2000, 5000],
+        description="outer edges (m) of the distance rings around the mining footprint")
+
+    @field_validator("rings_m")
+    @classmethod
+    def _increasing(cls, rings: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(rings, rings[1:])) or any(r <= 0 for r in rings):
+            raise ValueError(f"must be positive and increasing, got {rings}")
+        return rings
+
+
+class PublicConfig(Strict):
+    enabled: bool = Field(False, description="generalise sensitive locations and drop names in public outputs")
+    grid_m: float = Field(5000.0, gt=0, description="community and site points snap to a grid of this size")
+
+
+VIDEO_PRESETS: dict[str, tuple[int, int]] = {
+    "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440), "4k": (3840, 2160),
+    "vertical": (1080, 1920),
+}
 
 
 class VideoConfig(Strict):
-    width: int = Field(1920, ge=64)
-    height: int = Field(1080, ge=64)
+    """The time-lapse video and its publishing aids (poster, subtitles, youtube.txt); docs/video.md."""
+
+    preset: Literal["720p", "1080p", "1440p", "4k", "vertical"] = Field(
+        "1080p", description="frame size: 720p 1280x720, 1080p 1920x1080, 1440p 2560x1440, "
+        "4k 3840x2160, vertical 1080x1920 (Shorts)")
+    width: int | None = Field(None, ge=64, description="custom frame width; overrides the preset's")
+    height: int | None = Field(None, ge=64, description="custom frame height; overrides the preset's")
     fps: int = Field(25, ge=1, le=120)
-    seconds_per_period: float = Field(1.0, gt=0)
+    seconds_per_period: float = Field(1.0, gt=0, description="hold time of each period")
+    crossfade_seconds: float = Field(0.5, ge=0, description="cross-fade between two periods (added)")
+    intro_seconds: float = Field(3.0, ge=0, description="intro card (title, mine, company, country, "
+                                 "commodity, years); 0 = none")
+    outro_seconds: float = Field(11.0, ge=0, description="outro card with the data credits, also room for "
+                                 "YouTube's end screen (5-20 s); 11 s keeps its chapter >= 10 s; 0 = none")
+    caption_seconds: float = Field(4.0, gt=0, description="how long an event caption shows before fading")
     title: str | None = Field(None, description="default: the AOI's name")
-    stretch_percentiles: tuple[float, float] = (2.0, 98.0)
-    credits: str = ""
+    subtitle: str | None = Field(None, description="default: mine, company, country, commodity of the "
+                                 "AOI's events")
+    rgb_bands: tuple[BandName, BandName, BandName] = Field(
+        ("red", "green", "blue"), description="composite bands shown as red, green, blue")
+    stretch_percentiles: tuple[float, float] = Field(
+        (2.0, 98.0), description="one stretch over the whole series (no flicker between frames)")
+    credits: str = Field("", description="footer on every frame; {years} becomes e.g. 2008-2022")
+    outro_credits: list[str] = Field(
+        default_factory=list, description="more lines for the outro card (the footer is always on it)")
+    markers: bool = Field(True, description="draw the mine, origin community and resettlement site")
+    chart: Literal["change", "area"] = Field(
+        "change", description="area chart: change of each class's area since the first period, or the areas")
+    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
+    crf: int = Field(20, ge=0, le=51, description="H.264 quality, lower is better")
 
     @model_validator(mode="after")
     def _even(self) -> "VideoConfig":
-        if self.width % 2 or self.height % 2:
-            raise ValueError(f"H.264 needs an even size, got {self.width}x{self.height}")
+        width, height = self.size
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 needs an even size, got {width}x{height}")
+        low, high = self.stretch_percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"stretch_percentiles must be 0 <= low < high <= 100, got {low}, {high}")
         return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames: `width`/`height` where given, else the preset's."""
+        preset_width, preset_height = VIDEO_PRESETS[self.preset]
+        return self.width or preset_width, self.height or preset_height
 
 
 class DaskConfig(Strict):
@@ -179,8 +388,10 @@ class PipelineConfig(Strict):
     cloud_mask: CloudMaskConfig = CloudMaskConfig()
     composite: CompositeConfig = CompositeConfig()
     classes: list[ClassDef] = Field(default_factory=lambda: list(DEFAULT_CLASSES), min_length=2)
-    classify: ClassifyConfig
+    classify: ClassifyConfig | None = Field(None, description="land-cover classification; none: composites only")
     events: EventsConfig | None = None
+    change: ChangeConfig = ChangeConfig()
+    public: PublicConfig = PublicConfig()
     video: VideoConfig = VideoConfig()
     dask: DaskConfig = DaskConfig()
     config_path: Path | None = Field(None, exclude=True, description="set by load_config")

@@ -43,14 +43,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import rioxarray
 import shapely
+import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
 from scipy import ndimage
 
 from pipeline.io import atomic_path
 
-__all__ = ["CLASS_CODES", "DemoSize", "generate_demo"]
+__all__ = ["CLASS_CODES", "DemoSize", "generate_demo", "truth_class_map"]
 
 log = logging.getLogger(__name__)
 
@@ -774,3 +776,15 @@ def generate_demo(
         "events": events_path,
         "aoi": aoi_path,
     }
+
+
+def truth_class_map(truth_dir: Path, like: xr.DataArray) -> xr.DataArray:
+    """The generator's truth for the periods and pixels of a class map `like` (period, y, x): uint8,
+    255 where `like` is nodata in every period (outside the AOI). For accuracy and effect checks."""
+    periods = [int(p) for p in like["period"].values]
+    layers = [rioxarray.open_rasterio(truth_dir / f"{p}.tif").squeeze("band", drop=True)
+              .sel(x=like.x, y=like.y, method="nearest", tolerance=1e-6) for p in periods]
+    truth = xr.concat(layers, dim=pd.Index(periods, name="period")).assign_coords(x=like.x, y=like.y)
+    mapped = (like != _CLASS_NODATA).any("period")
+    truth = truth.where(mapped, _CLASS_NODATA).astype("uint8")
+    return truth.rio.write_crs(like.rio.crs).rio.write_nodata(_CLASS_NODATA)

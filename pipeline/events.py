@@ -23,8 +23,8 @@ from pipeline.change import class_pixel_counts
 from pipeline.config import ClassDef
 from pipeline.errors import InputError
 
-__all__ = ["ZONES", "EVENT_METRICS_COLUMNS", "link_events", "event_zones", "zone_pixel_counts", "event_metrics_table",
-           "event_caption", "event_periods"]
+__all__ = ["ZONES", "EVENT_METRICS_COLUMNS", "BACI_COLUMNS", "link_events", "event_zones", "zone_mask", "zone_masks",
+           "zone_pixel_counts", "event_metrics_table", "event_periods", "baci_effects", "event_caption"]
 
 # zone name -> (latitude column, longitude column) in the events table
 ZONES: dict[str, tuple[str, str]] = {
@@ -59,37 +59,81 @@ def link_events(events: pd.DataFrame, aois: gpd.GeoDataFrame, *, how: Literal["a
     return pd.DataFrame(linked.drop(columns=["geometry", "index_right"])).reset_index(drop=True)
 
 
-def event_zones(event: pd.Series, *, radius_m: float, crs) -> dict[str, gpd.GeoSeries | str]:
-    """Zone name -> a one-polygon GeoSeries in `crs` (a buffer of `radius_m` around the point), or
-    a string saying why the zone is skipped (e.g. no coordinates in the record)."""
+def event_zones(event: pd.Series, *, radius_m: float, control_inner_m: float, control_outer_m: float,
+                crs) -> dict[str, gpd.GeoSeries | str]:
+    """Zone name -> a one-polygon GeoSeries in `crs`, or a string saying why the zone is skipped.
+
+    origin_community, resettlement_site: a disc of `radius_m` around the record's point.
+    control: an annulus from `control_inner_m` to `control_outer_m` around the mine point, less the
+    other zones (the caller also removes the mining footprint, which is a raster).
+    """
     zones: dict[str, gpd.GeoSeries | str] = {}
     for zone, (lat, lon) in ZONES.items():
-        if lat not in event.index or pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
+        if pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
             zones[zone] = f"skipped: no {lat}/{lon} in the record"
             continue
-        point = gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326")
-        zones[zone] = point.to_crs(crs).buffer(radius_m)
+        zones[zone] = _point(event, lat, lon).to_crs(crs).buffer(radius_m)
+    if pd.isna(event.get("mine_lat")) or pd.isna(event.get("mine_lon")):
+        zones["control"] = "skipped: no mine_lat/mine_lon in the record"
+    else:
+        mine = _point(event, "mine_lat", "mine_lon").to_crs(crs)
+        ring = mine.buffer(control_outer_m).difference(mine.buffer(control_inner_m))
+        for polygon in zones.values():
+            if not isinstance(polygon, str):
+                ring = ring.difference(polygon.buffer(radius_m))  # keep a margin from the impact zones
+        zones["control"] = ring
     return zones
 
 
-def zone_pixel_counts(class_map: xr.DataArray, zone: gpd.GeoSeries) -> xr.DataArray:
-    """Pixels per class code and period inside a zone polygon: (period, class_code); lazy stays lazy."""
-    outside = geometry_mask(zone.to_crs(class_map.rio.crs).geometry,
-                            out_shape=(class_map.sizes["y"], class_map.sizes["x"]),
-                            transform=class_map.rio.transform(recalc=True))
+def _point(event: pd.Series, lat: str, lon: str) -> gpd.GeoSeries:
+    return gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326")
+
+
+def zone_mask(grid: xr.DataArray, zone: gpd.GeoSeries) -> np.ndarray:
+    """(y, x) bool on `grid`'s pixels: True where the pixel centre lies in the zone."""
+    outside = geometry_mask(zone.to_crs(grid.rio.crs).geometry, out_shape=(grid.sizes["y"], grid.sizes["x"]),
+                            transform=grid.rio.transform(recalc=True))
+    return ~outside
+
+
+def zone_masks(event: pd.Series, class_map: xr.DataArray, *, radius_m: float, control_inner_m: float,
+               control_outer_m: float, mining_classes: Sequence[int],
+               ) -> tuple[dict[str, np.ndarray | str], dict[str, gpd.GeoSeries | str]]:
+    """The event's zones as (y, x) bool masks on the class map's grid (or why a zone is skipped), and
+    as polygons. The control zone leaves out the mining footprint: every pixel of a mining class in
+    any period. `class_map` is computed (period, y, x)."""
+    zones = event_zones(event, radius_m=radius_m, control_inner_m=control_inner_m,
+                        control_outer_m=control_outer_m, crs=class_map.rio.crs)
+    masks = {zone: (polygon if isinstance(polygon, str) else zone_mask(class_map, polygon))
+             for zone, polygon in zones.items()}
+    if not isinstance(masks["control"], str):
+        footprint = np.isin(np.asarray(class_map.values), list(mining_classes)).any(axis=0)
+        masks["control"] = masks["control"] & ~footprint
+    return masks, zones
+
+
+def zone_pixel_counts(class_map: xr.DataArray, in_zone: np.ndarray) -> xr.DataArray:
+    """Pixels per class code and period inside a zone mask: (period, class_code); lazy stays lazy."""
+    mask = in_zone
     if dask.is_dask_collection(class_map):
-        outside = da.from_array(outside, chunks=class_map.data.chunks[-2:])
+        mask = da.from_array(in_zone, chunks=class_map.data.chunks[-2:])
     nodata = class_map.rio.nodata if class_map.rio.nodata is not None else 255
-    in_zone = class_map.where(~xr.DataArray(outside, dims=("y", "x")), nodata).astype("uint8")
-    return class_pixel_counts(in_zone)
+    zoned = class_map.where(xr.DataArray(mask, dims=("y", "x")), nodata).astype("uint8")
+    return class_pixel_counts(zoned)
 
 
 def event_periods(event: pd.Series, periods: Sequence[int], *, years_before: int,
                   years_after: int) -> tuple[list[int], list[int]]:
-    """The periods of the before window [start - N, start - 1] and the after window [end + 1, end + N]
-    (end = year_end, or year_start where the record gives no end)."""
-    start = int(event["year_start"])
-    end = int(event["year_end"]) if pd.notna(event.get("year_end")) else start
+    """The periods of the before window [start - N, start - 1] and the after window [end + 1, end + N].
+
+    end = year_end, or year_start where the record gives no end; start = year_start, or year_end
+    where the record gives no start. A record with neither year has empty windows.
+    """
+    start = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
+    end = event.get("year_end") if pd.notna(event.get("year_end")) else start
+    if pd.isna(start):
+        return [], []
+    start, end = int(start), int(end)
     before = [p for p in periods if start - years_before <= p <= start - 1]
     after = [p for p in periods if end + 1 <= p <= end + years_after]
     return before, after
@@ -120,8 +164,7 @@ def event_metrics_table(
         before, after = event_periods(event, periods, years_before=years_before, years_after=years_after)
         codes = [c.code for c in classes]
         zone_ha = float(counts.sel(class_code=codes).sum("class_code").max()) * pixel_area_ha
-        status = "ok" if before and after else (
-            f"no periods in the {'before' if not before else 'after'} window")
+        status = _window_status(before, after)
         for c in classes:
             area = counts.sel(class_code=c.code) * pixel_area_ha
             area_before = float(area.sel(period=before).mean()) if before else np.nan
@@ -135,22 +178,143 @@ def event_metrics_table(
     return pd.DataFrame(rows, columns=EVENT_METRICS_COLUMNS)
 
 
+def _window_status(before: Sequence[int], after: Sequence[int]) -> str:
+    if before and after:
+        return "ok"
+    if not before and not after:
+        return "no periods in the before and after windows (or no year in the record)"
+    return f"no periods in the {'before' if not before else 'after'} window"
+
+
 def _span(periods: Sequence[int]) -> str:
     if not periods:
         return ""
     return f"{periods[0]}-{periods[-1]}" if len(periods) > 1 else str(periods[0])
 
 
-def event_caption(event: pd.Series) -> str:
-    """A one-line caption, e.g. '2013: 240 households resettled from Village A to New Village A'."""
-    start = int(event["year_start"])
-    end = int(event["year_end"]) if pd.notna(event.get("year_end")) else None
-    years = f"{start}-{end}" if end and end != start else str(start)
+def event_caption(event: pd.Series, *, public: bool = False) -> str:
+    """A one-line caption, e.g. '2013: 240 households resettled from Village A to New Village A'.
+
+    `public` leaves out the names of the origin community and the resettlement site.
+    """
+    start = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
+    end = event.get("year_end") if pd.notna(event.get("year_end")) else None
+    years = "" if pd.isna(start) else (f"{int(start)}-{int(end)}" if end and end != start else str(int(start)))
     count = event.get("displaced_count")
-    who = f"{int(count):,} {event.get('displaced_unit') or ''}".strip() if pd.notna(count) else "people"
-    text = f"{years}: {who} resettled"
-    if pd.notna(event.get("origin_community")):
+    unit = event.get("displaced_unit_kind") or event.get("displaced_unit")
+    who = f"{int(count):,} {unit if isinstance(unit, str) else ''}".strip() if pd.notna(count) else "people"
+    text = f"{years}: {who} resettled" if years else f"{who} resettled"
+    if not public and isinstance(event.get("origin_community"), str):
         text += f" from {event['origin_community']}"
-    if pd.notna(event.get("resettlement_site")):
+    if not public and isinstance(event.get("resettlement_site"), str):
         text += f" to {event['resettlement_site']}"
     return text
+
+
+BACI_COLUMNS = [
+    "aoi_id", "event_id", "zone", "class_code", "class_name", "periods_before", "periods_after",
+    "impact_share_before", "impact_share_after", "control_share_before", "control_share_after",
+    "impact_change_pct", "control_change_pct", "control_change_ci95_low_pct", "control_change_ci95_high_pct",
+    "effect_pct_points", "effect_ha", "ci95_low_ha", "ci95_high_ha", "impact_area_ha", "impact_blocks",
+    "control_blocks", "status",
+]
+
+
+def _block_window_counts(class_map: np.ndarray, in_zone: np.ndarray, codes: Sequence[int], window: np.ndarray,
+                         *, block_px: int, nodata: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per spatial block of the zone, summed over the window's periods: class pixels (block, class) and
+    classified pixels (block,). `class_map` (period, y, x) uint8; `window` bool over periods."""
+    rows, cols = np.nonzero(in_zone)
+    n_block_cols = -(-class_map.shape[2] // block_px)
+    _, block = np.unique((rows // block_px) * n_block_cols + cols // block_px, return_inverse=True)
+    n_blocks = int(block.max()) + 1 if len(block) else 0
+    values = class_map[window][:, rows, cols]  # (window period, pixel)
+    counts = np.stack([np.bincount(block, weights=(values == code).sum(axis=0), minlength=n_blocks)
+                       for code in codes], axis=1)
+    totals = np.bincount(block, weights=(values != nodata).sum(axis=0), minlength=n_blocks)
+    return counts, totals
+
+
+def _shares(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Class shares (..., class) from block sums (..., block, class) and (..., block)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return counts.sum(axis=-2) / totals.sum(axis=-1)[..., np.newaxis]
+
+
+def baci_effects(
+    event: pd.Series,
+    class_map: xr.DataArray,
+    zone_masks: dict[str, np.ndarray | str],
+    classes: Sequence[ClassDef],
+    *,
+    pixel_area_ha: float,
+    years_before: int,
+    years_after: int,
+    block_size_m: float,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Before-after-control-impact (difference-in-differences) effect per impact zone and class.
+
+    The change of a class's share of the impact zone (mean over the after window minus the before
+    window) less the same change in the control zone, in percentage points and in hectares of the
+    impact zone. The 95 % interval comes from a spatial block bootstrap: square blocks of
+    `block_size_m` are resampled with replacement, separately in the impact and the control zone, so
+    that neighbouring (correlated) pixels move together. `class_map` is computed (period, y, x).
+    """
+    codes = [c.code for c in classes]
+    values = np.asarray(class_map.values)
+    nodata = int(class_map.rio.nodata if class_map.rio.nodata is not None else 255)
+    periods = [int(p) for p in class_map["period"].values]
+    before, after = event_periods(event, periods, years_before=years_before, years_after=years_after)
+    base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"],
+            "periods_before": _span(before), "periods_after": _span(after)}
+    control = zone_masks.get("control")
+    impact_zones = {z: m for z, m in zone_masks.items() if z != "control"}
+    status = _window_status(before, after)
+    if isinstance(control, str) or control is None:
+        status = f"no control zone ({control})"
+    elif not control.any():
+        status = "no control zone (the control ring holds no pixel of the map)"
+    rows = []
+    block_px = max(1, round(block_size_m / abs(class_map.rio.resolution()[0])))
+    rng = np.random.default_rng(seed)
+    for zone, in_zone in impact_zones.items():
+        if isinstance(in_zone, str) or status != "ok":
+            rows.append(base | {"zone": zone, "status": in_zone if isinstance(in_zone, str) else status})
+            continue
+        is_before = np.isin(periods, before)
+        is_after = np.isin(periods, after)
+        sums = {(name, window): _block_window_counts(values, mask, codes, flags, block_px=block_px, nodata=nodata)
+                for name, mask in (("impact", in_zone), ("control", control))
+                for window, flags in (("before", is_before), ("after", is_after))}
+        share = {key: _shares(*sums[key]) for key in sums}
+        impact_change = share["impact", "after"] - share["impact", "before"]
+        control_change = share["control", "after"] - share["control", "before"]
+        boot = {}
+        for name in ("impact", "control"):
+            n_blocks = len(sums[name, "before"][1])
+            draws = rng.integers(0, n_blocks, size=(n_bootstrap, n_blocks))
+            boot[name] = (_shares(sums[name, "after"][0][draws], sums[name, "after"][1][draws])
+                          - _shares(sums[name, "before"][0][draws], sums[name, "before"][1][draws]))
+        # shares come from the classified pixels of each period; hectares refer to the whole zone (its
+        # pixels classified in any period), so a cloudy year does not shrink the effect
+        impact_ha = float((in_zone & (values != nodata).any(axis=0)).sum()) * pixel_area_ha
+        effect_boot = (boot["impact"] - boot["control"]) * impact_ha
+        low, high = np.nanpercentile(effect_boot, [2.5, 97.5], axis=0)
+        control_low, control_high = np.nanpercentile(boot["control"] * 100, [2.5, 97.5], axis=0)
+        for i, c in enumerate(classes):
+            effect = impact_change[i] - control_change[i]
+            rows.append(base | {
+                "zone": zone, "class_code": c.code, "class_name": c.name,
+                "impact_share_before": share["impact", "before"][i], "impact_share_after": share["impact", "after"][i],
+                "control_share_before": share["control", "before"][i],
+                "control_share_after": share["control", "after"][i],
+                "impact_change_pct": impact_change[i] * 100, "control_change_pct": control_change[i] * 100,
+                "control_change_ci95_low_pct": control_low[i], "control_change_ci95_high_pct": control_high[i],
+                "effect_pct_points": effect * 100, "effect_ha": effect * impact_ha,
+                "ci95_low_ha": low[i], "ci95_high_ha": high[i], "impact_area_ha": impact_ha,
+                "impact_blocks": len(sums["impact", "before"][1]), "control_blocks": len(sums["control", "before"][1]),
+                "status": "ok",
+            })
+    return pd.DataFrame(rows, columns=BACI_COLUMNS)

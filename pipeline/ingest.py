@@ -1,142 +1,367 @@
 """Scenes of an AOI -> one lazy scene_stack on the AOI's grid.
 
-The grid is the first scene's pixel grid, clipped to the AOI's bounds (plus a margin). Reflectance
-bands become float32 physical reflectance (NaN = nodata); the cloud/shadow mask band, where there is
-one, stays an integer variable `mask` for `preprocess.cloud_mask` to apply.
+Every source (local files in any layout, or STAC items) goes the same way: native bands -> common band
+names (blue, green, red, nir, swir1, swir2; ndvi/evi for index products) in physical reflectance,
+float32 with NaN as nodata; the sensor's quality band -> common mask classes (`sensors.MASK_CODES`),
+and the classes in `drop` (cloud, shadow, ...) set to NaN here, at ingest. The result carries no `mask`
+variable. Reflectance is resampled bilinear onto the target grid, masks nearest; a scene on the grid
+already is cut by its window, without resampling. Nothing is read but file headers until the caller
+computes. Several sources merge into one series keyed by acquisition datetime.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 
+import dask
+import dask.array as da
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import xr_coords, xr_reproject
+from pyproj import CRS
 from rasterio.features import geometry_mask
-from rioxarray.exceptions import NoDataInBounds, OneDimensionalRaster
 
 from pipeline import io
 from pipeline.errors import InputError
+from pipeline.sensors import HARMONISATION, MASK_CODES, MASK_NODATA, SensorProfile
 
-__all__ = ["scene_stack", "aoi_mask"]
+__all__ = [
+    "aoi_mask",
+    "apply_mask_classes",
+    "drop_empty_scenes",
+    "files_stack",
+    "items_stack",
+    "merge_sources",
+    "scene_stack",
+    "target_grid",
+]
 
 log = logging.getLogger(__name__)
 
 
-def scene_stack(
-    scenes: Sequence[tuple[datetime, Path]],
+# ------------------------------------------------------------------------------------------ the grid
+
+
+def target_grid(
     aoi: gpd.GeoSeries,
+    reference: GeoBox,
     *,
+    crs: str | None = None,
+    resolution: float | None = None,
+    anchor: str = "scene",
+) -> GeoBox:
+    """The AOI's pixel grid: covers the AOI's bounds, in `crs`, with `resolution`.
+
+    crs None: the UTM zone of the AOI's centroid; "native": the reference (first scene's) CRS.
+    resolution None: the reference's pixel size (converted when the CRS differs). anchor "scene":
+    pixel edges on the reference grid when the CRSs match (so the scenes are cut, not resampled);
+    "resolution": pixel edges on multiples of the resolution.
+    """
+    if crs is None:
+        target = CRS.from_user_input(aoi.to_crs("EPSG:4326").estimate_utm_crs())
+    elif crs == "native":
+        target = CRS.from_wkt(reference.crs.to_wkt())
+    else:
+        target = CRS.from_user_input(crs)
+    same_crs = CRS.from_wkt(reference.crs.to_wkt()) == target
+    if resolution is not None:
+        res_x = res_y = float(resolution)
+    elif same_crs:
+        res_x, res_y = abs(reference.resolution.x), abs(reference.resolution.y)
+    else:
+        converted = reference.to_crs(target.to_wkt()).resolution
+        res_x = res_y = round(min(abs(converted.x), abs(converted.y)), 6)
+    if anchor == "scene" and same_crs:
+        x0, y0 = reference.affine.c, reference.affine.f
+    else:
+        x0 = y0 = 0.0
+    minx, miny, maxx, maxy = aoi.to_crs(target.to_wkt()).total_bounds
+    eps = 1e-6
+    left = x0 + math.floor((minx - x0) / res_x + eps) * res_x
+    right = x0 + math.ceil((maxx - x0) / res_x - eps) * res_x
+    bottom = y0 + math.floor((miny - y0) / res_y + eps) * res_y
+    top = y0 + math.ceil((maxy - y0) / res_y - eps) * res_y
+    shape = (max(1, round((top - bottom) / res_y)), max(1, round((right - left) / res_x)))
+    return GeoBox(shape, Affine(res_x, 0.0, left, 0.0, -res_y, top), target.to_wkt())
+
+
+def _grid_coords(grid: GeoBox) -> dict[str, np.ndarray]:
+    coords = grid.coordinates
+    return {"y": coords["y"].values, "x": coords["x"].values}
+
+
+def _same_crs(a: GeoBox, b: GeoBox) -> bool:
+    return a.crs == b.crs or CRS.from_wkt(a.crs.to_wkt()) == CRS.from_wkt(b.crs.to_wkt())
+
+
+def _onto_grid(data: da.Array, source: GeoBox, grid: GeoBox, *, resampling: str, fill: float,
+               same_crs: bool) -> da.Array:
+    """A (y, x) array on `source`'s grid -> on `grid`: cut by its window (padded with `fill`) when the
+    grids share CRS, pixel size and alignment, else reprojected lazily with `resampling`."""
+    t, g = source.affine, grid.affine
+    if same_crs and np.isclose(t.a, g.a) and np.isclose(t.e, g.e) and t.b == 0 and t.d == 0:
+        col, row = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+        if abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6:
+            col, row = round(col), round(row)
+            ny, nx = grid.shape.y, grid.shape.x
+            window = data[max(row, 0):max(row + ny, 0), max(col, 0):max(col + nx, 0)]
+            if 0 in window.shape:
+                return da.full((ny, nx), fill, dtype=data.dtype, chunks=data.chunksize)
+            pad_y = (max(-row, 0), ny - max(-row, 0) - window.shape[0])
+            pad_x = (max(-col, 0), nx - max(-col, 0) - window.shape[1])
+            if any(pad_y) or any(pad_x):
+                window = da.pad(window, (pad_y, pad_x), mode="constant", constant_values=fill)
+            return window
+    layer = xr.DataArray(data, coords=xr_coords(source), dims=tuple(source.dimensions))
+    return xr_reproject(layer, grid, resampling=resampling, src_nodata=fill, dst_nodata=fill).data
+
+
+# --------------------------------------------------------------------------- native -> common form
+
+
+def _reflectance_np(raw: np.ndarray, *, scale: float, offset: float, nodata: float | None) -> np.ndarray:
+    """Raw digital numbers -> float32 reflectance, NaN where `nodata` (or not finite)."""
+    value = raw.astype("float32") * np.float32(scale) + np.float32(offset)
+    invalid = ~np.isfinite(value)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= raw == nodata
+    value[invalid] = np.nan
+    return value
+
+
+def _reflectance(raw: da.Array, *, scale: float, offset: float, nodata: float | None) -> da.Array:
+    return raw.map_blocks(_reflectance_np, scale=scale, offset=offset, nodata=nodata, dtype="float32")
+
+
+def _finish_np(values: np.ndarray, mask: np.ndarray | None = None, *, slope: float = 1.0,
+               intercept: float = 0.0, dropped: Sequence[int] = ()) -> np.ndarray:
+    """Harmonise (slope * value + intercept) and set the pixels whose mask class is `dropped` to NaN."""
+    out = values.astype("float32", copy=True)
+    if slope != 1.0 or intercept != 0.0:
+        out = out * np.float32(slope) + np.float32(intercept)
+    if mask is not None:
+        out[np.isin(mask, dropped)] = np.nan
+    return out
+
+
+def apply_mask_classes(profile: SensorProfile, raw: xr.DataArray) -> xr.DataArray:
+    """(y, x) native quality band -> (y, x) uint8 common mask classes, lazily."""
+    if isinstance(raw.data, da.Array):
+        codes = raw.data.map_blocks(profile.mask_classes, dtype="uint8")
+    else:
+        codes = profile.mask_classes(raw.values)
+    return xr.DataArray(codes, coords=raw.coords, dims=raw.dims, name="mask")
+
+
+def _common_scene(
+    reflectance: Mapping[str, da.Array],
+    mask: da.Array | None,
+    *,
+    drop: Sequence[str],
+    harmonisation: Mapping[str, tuple[float, float]] | None,
+) -> dict[str, da.Array]:
+    """Gridded reflectance per common band (+ gridded mask classes) -> masked float32 arrays."""
+    dropped = [MASK_CODES[c] for c in drop] + [MASK_NODATA]
+    out = {}
+    for name, values in reflectance.items():
+        slope, intercept = (harmonisation or {}).get(name, (1.0, 0.0))
+        arrays = (values,) if mask is None else (values, mask)
+        out[name] = da.map_blocks(_finish_np, *arrays, slope=slope, intercept=intercept, dropped=dropped,
+                                  dtype="float32")
+    return out
+
+
+def _to_dataset(scenes: Sequence[Mapping[str, da.Array]], times: pd.DatetimeIndex, scene_ids: Sequence[str],
+                grid: GeoBox) -> xr.Dataset:
+    coords = {"time": times, "scene_id": ("time", list(scene_ids)), **_grid_coords(grid)}
+    return xr.Dataset({name: (("time", "y", "x"), da.stack([s[name] for s in scenes]))
+                       for name in scenes[0]}, coords=coords)
+
+
+# --------------------------------------------------------------------------------------- files
+
+
+def files_stack(
+    scenes: Sequence[io.SceneFiles],
+    grid: GeoBox,
+    *,
+    profile: SensorProfile,
+    drop: Sequence[str] = ("cloud", "shadow", "cirrus", "dilated_cloud", "saturated"),
+    harmonise: bool = False,
+    chunk_size: int = 512,
+    key: str = "ingest",
+    open_raster: Callable[..., xr.DataArray] = io.open_raster,
+) -> xr.Dataset | None:
+    """Scenes of one files source on `grid`: (time, y, x) float32 per common band, masked; lazy.
+
+    Scenes that do not overlap the grid are left out; None when none overlaps.
+    """
+    opened: dict = {}
+
+    def layer(path, index):
+        if path not in opened:
+            raster = open_raster(path, chunk_size=chunk_size)
+            geobox = raster.odc.geobox
+            opened[path] = (raster, geobox, _same_crs(geobox, grid))
+        raster, geobox, same_crs = opened[path]
+        return raster.data[index - 1], raster.attrs.get("nodata"), geobox, same_crs
+
+    layers, kept = [], []
+    for scene in scenes:
+        wanted = dict(profile.bands_for(scene.scene_id))
+        mask_band = profile.mask_band if profile.mask else None
+        missing = [n for n in [*wanted.values(), *([mask_band] if mask_band else [])] if n not in scene.layers]
+        if missing:
+            files = sorted({str(p) for p, _ in scene.layers.values()})
+            raise InputError(
+                f"{', '.join(files)}: scene {scene.scene_id!r} lacks the band(s) {missing} that {key} "
+                f"(sensor {profile.name!r}) needs; it has {sorted(scene.layers)} ({key}.bands / mask)")
+        _, _, geobox, _ = layer(*scene.layers[next(iter(wanted.values()))])
+        if not geobox.extent.intersects(grid.extent.to_crs(geobox.crs)):
+            log.info("%s: scene %s does not overlap the AOI; left out", key, scene.scene_id)
+            continue
+        kept.append(scene)
+        offset = profile.offset_at(scene.when)
+        reflectance = {}
+        for name, native in wanted.items():
+            raw, file_nodata, geobox, same_crs = layer(*scene.layers[native])
+            nodata = profile.nodata if profile.nodata is not None else file_nodata
+            value = _reflectance(raw, scale=profile.scale, offset=offset, nodata=nodata)
+            reflectance[name] = _onto_grid(value, geobox, grid, resampling="bilinear", fill=np.nan,
+                                           same_crs=same_crs).rechunk(chunk_size)
+        mask = None
+        if mask_band:
+            raw, _, geobox, same_crs = layer(*scene.layers[mask_band])
+            codes = raw.map_blocks(profile.mask_classes, dtype="uint8")
+            mask = _onto_grid(codes, geobox, grid, resampling="nearest", fill=MASK_NODATA,
+                              same_crs=same_crs).rechunk(chunk_size)
+        group = profile.harmonisation_group(scene.scene_id) if harmonise else None
+        layers.append(_common_scene(reflectance, mask, drop=drop,
+                                    harmonisation=HARMONISATION.get(group) if group else None))
+    if not layers:
+        return None
+    times = pd.DatetimeIndex([_scene_time(s.when) for s in kept], name="time")
+    return _to_dataset(layers, times, [s.scene_id for s in kept], grid)
+
+
+# ---------------------------------------------------------------------------------------- STAC
+
+
+def items_stack(
+    raw: xr.Dataset,
+    scene_ids: Sequence[str],
+    grid: GeoBox,
+    *,
+    profile: SensorProfile,
     bands: Mapping[str, str],
     mask_band: str | None,
-    scale: float,
-    offset: float,
-    nodata: float | None,
-    chunk_size: int = 512,
-    open_scene: Callable[..., xr.DataArray] = io.open_scene,
+    drop: Sequence[str] = ("cloud", "shadow", "cirrus", "dilated_cloud", "saturated"),
+    harmonise: bool = False,
 ) -> xr.Dataset:
-    """Stack the scenes that overlap the AOI into a (time, y, x) Dataset, lazily.
+    """STAC assets loaded on the grid (time, y, x raw, e.g. by `stac.load_items`) -> common form."""
+    layers = []
+    for i, scene_id in enumerate(scene_ids):
+        when = pd.Timestamp(raw["time"].values[i])
+        reflectance = {}
+        for name, native in bands.items():
+            nodata = profile.nodata if profile.nodata is not None else raw[native].attrs.get("nodata")
+            reflectance[name] = _reflectance(raw[native].data[i], scale=profile.scale,
+                                             offset=profile.offset_at(when), nodata=nodata)
+        mask = raw[mask_band].data[i].map_blocks(profile.mask_classes, dtype="uint8") if mask_band else None
+        group = profile.harmonisation_group(scene_id) if harmonise else None
+        layers.append(_common_scene(reflectance, mask, drop=drop,
+                                    harmonisation=HARMONISATION.get(group) if group else None))
+    times = pd.DatetimeIndex([_scene_time(t) for t in pd.DatetimeIndex(raw["time"].values)], name="time")
+    return _to_dataset(layers, times, scene_ids, grid)
 
-    Parameters
-    ----------
-    scenes : (acquisition time, path) pairs, e.g. from `io.list_scenes`.
-    aoi : a one-feature GeoSeries, any CRS; it is projected to the scenes' CRS.
-    bands : common band name (``"red"``) -> band description in the files (``"B4"``).
-    mask_band : description of the cloud/shadow mask band, or None.
 
-    Returns
-    -------
-    Dataset with one float32 variable per common band name (reflectance, NaN = nodata or outside
-    the AOI) and, if `mask_band`, an integer `mask`; CRS and nodata written with `.rio`.
+# ------------------------------------------------------------------------------------ together
+
+
+def merge_sources(stacks: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Several (time, y, x) stacks on one grid -> one series sorted by time.
+
+    A variable a source lacks is NaN for its scenes. Scenes with the same datetime (from two sources,
+    or neighbouring tiles) become one: the first non-NaN value per pixel, in source order.
     """
-    reference: xr.DataArray | None = None
-    layers, times = [], []
-    for when, path in scenes:
-        scene = open_scene(path, chunk_size=chunk_size)
-        missing = [d for d in [*bands.values(), *([mask_band] if mask_band else [])]
-                   if d not in scene["band"].values]
-        if missing:
-            raise InputError(
-                f"{path}: no band described {missing} (ingest.bands / cloud_mask.mask_band); "
-                f"the file's bands are {list(map(str, scene['band'].values))}"
-            )
-        if reference is None:
-            bounds = aoi.to_crs(scene.rio.crs).total_bounds
-            try:
-                scene = scene.rio.clip_box(*bounds)
-            except (NoDataInBounds, OneDimensionalRaster):
-                log.warning("%s does not overlap the AOI; skipped", path)
-                continue
-            reference = scene
-        elif scene.rio.crs != reference.rio.crs or not _same_grid(scene, reference):
-            log.warning("%s is on another grid than the first scene; reprojected (not lazy)", path)
-            scene = scene.rio.reproject_match(reference)
-        else:
-            scene = _window_like(scene, reference)
-        layers.append(_to_reflectance(scene, bands, mask_band, scale=scale, offset=offset,
-                                      nodata=nodata if nodata is not None else scene.rio.nodata))
-        times.append(pd.Timestamp(when))
-    if reference is None:
-        raise InputError(f"the AOI does not overlap any of the {len(scenes)} scenes")
-    stack = xr.concat(layers, dim=pd.Index(times, name="time"), join="override", combine_attrs="drop_conflicts")
-    stack = stack.rio.write_crs(reference.rio.crs)
+    names = list(dict.fromkeys(v for s in stacks for v in s.data_vars))
+    filled = []
+    for stack in stacks:
+        extra = {v: xr.full_like(stack[next(iter(stack.data_vars))], np.nan, dtype="float32")
+                 for v in names if v not in stack}
+        filled.append(stack.assign(extra)[names])
+    merged = xr.concat(filled, dim="time", join="override", combine_attrs="drop") if len(filled) > 1 \
+        else filled[0]
+    order = np.argsort(merged["time"].values, kind="stable")
+    merged = merged.isel(time=order)
+    times = pd.DatetimeIndex(merged["time"].values)
+    if not times.has_duplicates:
+        return merged
+    parts, ids = [], []
+    for when in times.unique():
+        same = np.flatnonzero(times == when)
+        scene = merged.isel(time=int(same[0]))
+        for k in same[1:]:
+            scene = scene.fillna(merged.isel(time=int(k)))
+        parts.append(scene.drop_vars("scene_id", errors="ignore"))
+        ids.append("+".join(str(merged["scene_id"].values[k]) for k in same))
+    out = xr.concat(parts, dim="time", join="override", combine_attrs="drop")
+    return out.assign_coords(scene_id=("time", ids))
+
+
+def scene_stack(
+    stacks: Sequence[xr.Dataset],
+    aoi: gpd.GeoSeries,
+    grid: GeoBox,
+) -> xr.Dataset:
+    """The sources' stacks merged, NaN outside the AOI polygon, CRS and nodata written.
+
+    Returns (time, y, x) float32 per common band name, reflectance, NaN = nodata, masked or outside.
+    """
+    stack = merge_sources(stacks)
+    stack = stack.rio.write_crs(grid.crs.to_wkt()).rio.write_transform(grid.affine)
     inside = aoi_mask(stack, aoi)
-    reflectance = [v for v in stack.data_vars if v != "mask"]
-    stack[reflectance] = stack[reflectance].where(inside)
-    for name in reflectance:
-        stack[name].attrs.update(units="reflectance", nodata=np.nan)
-        stack[name] = stack[name].rio.write_nodata(np.nan, encoded=False)
-    return stack
+    stack = stack.where(inside)
+    for name in stack.data_vars:
+        stack[name] = stack[name].astype("float32").rio.write_nodata(np.nan, encoded=False)
+        stack[name].attrs.update(units="reflectance" if name not in ("ndvi", "evi") else "1")
+    return stack.rio.write_crs(grid.crs.to_wkt()).rio.write_transform(grid.affine)
 
 
 def aoi_mask(grid: xr.Dataset | xr.DataArray, aoi: gpd.GeoSeries) -> xr.DataArray:
     """(y, x) bool, True inside the AOI polygon (pixel centres), on `grid`'s CRS and transform."""
     shapes = aoi.to_crs(grid.rio.crs).geometry
     outside = geometry_mask(shapes, out_shape=(grid.sizes["y"], grid.sizes["x"]),
-                            transform=grid.rio.transform(recalc=True))
+                            transform=grid.rio.transform())
     return xr.DataArray(~outside, coords={"y": grid.y, "x": grid.x}, dims=("y", "x"))
 
 
-def _same_grid(scene: xr.DataArray, reference: xr.DataArray) -> bool:
-    ref_transform, transform = reference.rio.transform(), scene.rio.transform()
-    same_res = np.allclose(ref_transform[:6:4], transform[:6:4])
-    offset_x = (ref_transform.c - transform.c) / transform.a
-    offset_y = (ref_transform.f - transform.f) / transform.e
-    aligned = abs(offset_x - round(offset_x)) < 1e-6 and abs(offset_y - round(offset_y)) < 1e-6
-    covers = (scene.x.min() <= reference.x.min() and scene.x.max() >= reference.x.max()
-              and scene.y.min() <= reference.y.min() and scene.y.max() >= reference.y.max())
-    return bool(same_res and aligned and covers)
+def drop_empty_scenes(stack: xr.Dataset, *, aoi_id: str = "") -> xr.Dataset:
+    """The stack without scenes that have no valid pixel in the AOI (each dropped one is logged).
+
+    This reads the stack once (a (time,) reduction); call it where that read is wanted.
+    """
+    valid = xr.concat([v.notnull().any(("y", "x")) for v in stack.data_vars.values()], "variable").any(
+        "variable")
+    (keep,) = dask.compute(valid.values if not dask.is_dask_collection(valid) else valid.data)
+    keep = np.asarray(keep, bool)
+    for i in np.flatnonzero(~keep):
+        log.warning("aoi %r: scene %s (%s) has no clear pixel in the AOI; dropped", aoi_id,
+                    stack["scene_id"].values[i] if "scene_id" in stack.coords else i,
+                    pd.Timestamp(stack["time"].values[i]).isoformat())
+    if not keep.any():
+        raise InputError(f"aoi {aoi_id!r}: every scene is nodata or masked inside the AOI")
+    return stack.isel(time=np.flatnonzero(keep))
 
 
-def _window_like(scene: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
-    """The part of `scene` on `reference`'s pixels (same grid, checked by `_same_grid`), lazily."""
-    ref_transform, transform = reference.rio.transform(), scene.rio.transform()
-    col = round((ref_transform.c - transform.c) / transform.a)
-    row = round((ref_transform.f - transform.f) / transform.e)
-    window = scene.isel(x=slice(col, col + reference.sizes["x"]), y=slice(row, row + reference.sizes["y"]))
-    return window.assign_coords(x=reference.x, y=reference.y)
-
-
-def _to_reflectance(
-    scene: xr.DataArray,
-    bands: Mapping[str, str],
-    mask_band: str | None,
-    *,
-    scale: float,
-    offset: float,
-    nodata: float | None,
-) -> xr.Dataset:
-    """(band, y, x) raw scene -> Dataset of float32 reflectance per common band name (+ `mask`)."""
-    variables = {}
-    for name, description in bands.items():
-        raw = scene.sel(band=description, drop=True)
-        valid = raw != nodata if nodata is not None and not np.isnan(nodata) else np.isfinite(raw)
-        variables[name] = (raw.astype("float32") * np.float32(scale) + np.float32(offset)).where(valid)
-    if mask_band:
-        variables["mask"] = scene.sel(band=mask_band, drop=True)
-    out = xr.Dataset(variables)
-    return out.drop_vars("spatial_ref", errors="ignore")
+def _scene_time(when: datetime) -> pd.Timestamp:
+    """A timezone-naive (UTC) timestamp for an acquisition time."""
+    stamp = pd.Timestamp(when)
+    return stamp.tz_convert(None) if stamp.tzinfo else stamp

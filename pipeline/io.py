@@ -14,10 +14,13 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import dask
+import dask.array as da
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -29,10 +32,11 @@ from rasterio.errors import RasterioIOError
 from pipeline.errors import InputError
 
 __all__ = [
-    "list_scenes",
-    "open_scene",
+    "SceneFiles",
+    "find_scene_files",
+    "open_layer",
+    "open_raster",
     "read_aois",
-    "read_training_points",
     "read_events",
     "write_cog",
     "write_csv",
@@ -40,6 +44,11 @@ __all__ = [
     "atomic_path",
     "sha256",
     "read_class_map",
+    "read_training_data",
+    "write_gpkg",
+    "read_validation_sample",
+    "write_bytes",
+    "read_model_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,47 +57,183 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------------------- readers
 
 
-def list_scenes(pattern: str, *, date_pattern: str, date_format: str) -> list[tuple[datetime, Path]]:
-    """Scene files matching a glob, with the acquisition date parsed from each file name, by date."""
+@dataclass
+class SceneFiles:
+    """One acquisition of one source: its time, an id, and where each native band lies.
+
+    `layers` maps a native band name (description, file-name token or variable) to (file, 1-based band).
+    """
+
+    when: datetime
+    scene_id: str
+    layers: dict[str, tuple[Path, int]]
+
+
+def find_scene_files(
+    pattern: str,
+    *,
+    layout: str = "multiband",
+    date_pattern: str = r"(\d{8})",
+    date_format: str = "%Y%m%d",
+    band_pattern: str | None = None,
+    date_from: str = "name",
+    key: str = "ingest",
+    on_error: str = "raise",
+) -> list[SceneFiles]:
+    """The scenes of one files source, sorted by time; only file headers are read.
+
+    layout "multiband": one file per date, bands named by their descriptions ("b1", ... without);
+    "band-per-file": one file per band per date, the band from `band_pattern`, grouped by (date, name
+    without the band); "date-per-band": one file per variable (`band_pattern` on the file name, default
+    the file's stem), one band per date, the date from the band description or its DATETIME tag.
+    The date comes from the file name (`date_pattern` group 1 in `date_format`) or, with `date_from`
+    "tags", from TIFFTAG_DATETIME / DATETIME / ACQUISITION_DATE. `on_error` "skip" logs unreadable
+    files and files without CRS and goes on.
+    """
     paths = sorted(Path(p) for p in glob.glob(pattern))
     if not paths:
-        raise InputError(f"no scene files match {pattern!r} (ingest.scenes)")
-    regex = re.compile(date_pattern)
-    scenes = []
+        raise InputError(f"no scene files match {pattern!r} ({key}.scenes)")
+    date_regex = re.compile(date_pattern)
+    band_regex = re.compile(band_pattern) if band_pattern else None
+    if date_from == "name" and layout != "date-per-band" and not any(date_regex.search(p.name) for p in paths):
+        raise InputError(f"{key}.date_pattern {date_pattern!r} matches none of the {len(paths)} files "
+                         f"matching {pattern!r} (e.g. {paths[0].name})")
+    scenes: dict[tuple[datetime, str], SceneFiles] = {}
     for path in paths:
-        match = regex.search(path.name)
-        if match is None:
-            raise InputError(
-                f"{path}: no date in the file name matching ingest.date_pattern {date_pattern!r}"
-            )
-        try:
-            when = datetime.strptime(match.group(1), date_format)
-        except ValueError:
-            raise InputError(
-                f"{path}: {match.group(1)!r} is not a date in ingest.date_format {date_format!r}"
-            ) from None
-        scenes.append((when, path))
-    return sorted(scenes)
+        header = _read_header(path, key=key, on_error=on_error)
+        if header is None:
+            continue
+        descriptions, tags, band_tags = header
+        if layout == "date-per-band":
+            variable = _band_token(path, band_regex, key) if band_regex else path.stem
+            for index, (description, btags) in enumerate(zip(descriptions, band_tags), start=1):
+                when = _band_time(path, index, description, btags, key)
+                scene = scenes.setdefault((when, ""), SceneFiles(when, when.isoformat(), {}))
+                scene.layers[variable] = (path, index)
+            continue
+        when = (_tag_time(path, tags, key) if date_from == "tags"
+                else _name_time(path, date_regex, date_format, key, date_pattern))
+        if layout == "band-per-file":
+            if band_regex is None:
+                raise InputError(f"{key}.band_pattern is needed for layout band-per-file")
+            band = _band_token(path, band_regex, key)
+            match = band_regex.search(path.name)
+            scene_id = path.name[:match.start()].strip("_-. ") or Path(
+                path.name[:match.start(1)] + path.name[match.end(1):]).stem.strip("_-. ")
+            scene = scenes.setdefault((when, scene_id), SceneFiles(when, scene_id, {}))
+            scene.layers[band] = (path, 1)
+        else:
+            names = [d or f"b{i}" for i, d in enumerate(descriptions, start=1)]
+            scenes[(when, path.stem)] = SceneFiles(when, path.stem, {n: (path, i) for i, n in
+                                                                    enumerate(names, start=1)})
+    if not scenes:
+        raise InputError(f"none of the {len(paths)} files matching {pattern!r} could be read ({key})")
+    return [scenes[k] for k in sorted(scenes)]
 
 
-def open_scene(path: Path, *, chunk_size: int) -> xr.DataArray:
-    """One multi-band GeoTIFF, lazily: (band, y, x) in the file's dtype, `band` labelled by description.
-
-    Bands without a description are labelled "b1", "b2", ...
-    """
+def _read_header(path: Path, *, key: str, on_error: str):
+    """(band descriptions, dataset tags, per-band tags), or None when skipped; raises InputError."""
     try:
-        scene = rioxarray.open_rasterio(path, chunks={"band": -1, "y": chunk_size, "x": chunk_size},
-                                        masked=False, lock=False)
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                problem = f"{path}: has no CRS; the pipeline needs georeferenced scenes"
+            else:
+                return (list(src.descriptions), src.tags(),
+                        [src.tags(i) for i in range(1, src.count + 1)])
+    except (RasterioIOError, OSError) as err:
+        problem = f"{path}: cannot open as a raster ({err})"
+    if on_error == "skip":
+        log.warning("%s; skipped (%s.on_error: skip)", problem, key)
+        return None
+    raise InputError(f"{problem} (set {key}.on_error: skip to skip such files)")
+
+
+def _name_time(path: Path, regex: re.Pattern, date_format: str, key: str, date_pattern: str) -> datetime:
+    match = regex.search(path.name)
+    if match is None:
+        raise InputError(f"{path}: no date in the file name matching {key}.date_pattern {date_pattern!r}")
+    try:
+        return datetime.strptime(match.group(1), date_format)
+    except ValueError:
+        raise InputError(
+            f"{path}: {match.group(1)!r} is not a date in {key}.date_format {date_format!r}") from None
+
+
+def _tag_time(path: Path, tags: dict, key: str) -> datetime:
+    for name in ("TIFFTAG_DATETIME", "DATETIME", "ACQUISITION_DATE", "ACQUISITIONDATETIME"):
+        if name in tags:
+            text = tags[name]
+            try:
+                if name == "TIFFTAG_DATETIME":
+                    return datetime.strptime(text, "%Y:%m:%d %H:%M:%S")
+                return pd.Timestamp(text).tz_localize(None).to_pydatetime()
+            except ValueError:
+                raise InputError(f"{path}: tag {name}={text!r} is not a date ({key}.date_from)") from None
+    raise InputError(f"{path}: no date tag (TIFFTAG_DATETIME, DATETIME, ACQUISITION_DATE) "
+                     f"for {key}.date_from: tags")
+
+
+def _band_time(path: Path, index: int, description: str | None, tags: dict, key: str) -> datetime:
+    for text in (tags.get("DATETIME"), description):
+        if text:
+            try:
+                return pd.Timestamp(text).tz_localize(None).to_pydatetime()
+            except ValueError:
+                continue
+    raise InputError(f"{path}: band {index} has no date in its description or DATETIME tag "
+                     f"({key}.layout: date-per-band)")
+
+
+def _band_token(path: Path, regex: re.Pattern, key: str) -> str:
+    match = regex.search(path.name)
+    if match is None:
+        raise InputError(f"{path}: no band in the file name matching {key}.band_pattern {regex.pattern!r}")
+    return match.group(1)
+
+
+def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
+    """A raster file (local path or URL GDAL reads), lazily: (band, y, x) in the file's dtype, one band
+    and `chunk_size` pixels a side per chunk; CRS and grid as coordinates (`.odc.geobox`), nodata in
+    attrs["nodata"], band descriptions in attrs["descriptions"].
+
+    Each chunk opens the file, reads its window and closes it: reads run in parallel without a lock, and
+    no file handle (with GDAL's per-dataset buffers) stays open while a long series is computed.
+    """
+    from odc.geo.geobox import GeoBox
+    from odc.geo.xr import xr_coords
+
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: has no CRS; the pipeline needs georeferenced scenes")
+            grid = GeoBox((src.height, src.width), src.transform, src.crs.to_wkt())
+            count, dtype, nodata, descriptions = src.count, src.dtypes[0], src.nodata, src.descriptions
     except (RasterioIOError, OSError) as err:
         raise InputError(f"{path}: cannot open as a raster ({err})") from None
-    if scene.rio.crs is None:
-        raise InputError(f"{path}: has no CRS; the pipeline needs georeferenced scenes")
-    names = scene.attrs.get("long_name")
-    if isinstance(names, str):
-        names = (names,)
-    if not names or len(names) != scene.sizes["band"]:
-        names = tuple(f"b{i + 1}" for i in range(scene.sizes["band"]))
-    return scene.assign_coords(band=list(names))
+    chunks = ((1,) * count, _split(grid.shape.y, chunk_size), _split(grid.shape.x, chunk_size))
+    name = "read-" + dask.base.tokenize(str(path), os.path.getmtime(path) if os.path.exists(path) else 0,
+                                         chunk_size)
+    data = da.map_blocks(_read_block, path=str(path), chunks=chunks, dtype=dtype, name=name,
+                         meta=np.array((), dtype=dtype))
+    return xr.DataArray(data, coords={"band": np.arange(1, count + 1), **xr_coords(grid)},
+                        dims=("band", *grid.dimensions),
+                        attrs={"nodata": nodata, "descriptions": tuple(descriptions)})
+
+
+def _split(size: int, chunk: int) -> tuple[int, ...]:
+    return tuple(min(chunk, size - start) for start in range(0, size, chunk))
+
+
+def _read_block(*, path: str, block_info=None) -> np.ndarray:
+    """One chunk of `open_raster`: the window of bands, rows and columns dask asks for."""
+    (b0, b1), (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    with rasterio.open(path) as src:
+        return src.read(list(range(b0 + 1, b1 + 1)), window=((r0, r1), (c0, c1)))
+
+
+def open_layer(path: Path | str, band: int, *, chunk_size: int) -> xr.DataArray:
+    """One band (1-based) of a raster file, lazily: (y, x) in the file's dtype, CRS and nodata kept."""
+    return open_raster(path, chunk_size=chunk_size).isel(band=band - 1, drop=True)
 
 
 def read_aois(path: Path, *, id_field: str) -> gpd.GeoDataFrame:
@@ -110,24 +255,6 @@ def read_aois(path: Path, *, id_field: str) -> gpd.GeoDataFrame:
     if not aois.geom_type.isin(["Polygon", "MultiPolygon"]).all():
         raise InputError(f"{path}: every AOI must be a polygon")
     return aois
-
-
-def read_training_points(path: Path, *, class_field: str, period_field: str | None) -> gpd.GeoDataFrame:
-    """Labelled points with an integer `class_code` and, where given, a `period` (year) column."""
-    points = _read_vector(path, what="training data (classify.training)")
-    for field in (class_field, period_field):
-        if field is not None and field not in points.columns:
-            raise InputError(f"{path}: no field {field!r}; fields are {sorted(map(str, points.columns))}")
-    if points.crs is None:
-        raise InputError(f"{path}: the training data has no CRS")
-    if not points.geom_type.eq("Point").all():
-        raise InputError(f"{path}: training data must be points")
-    renamed = {class_field: "class_code"} | ({period_field: "period"} if period_field else {})
-    points = points.rename(columns=renamed)
-    points["class_code"] = points["class_code"].astype(int)
-    if period_field:
-        points["period"] = points["period"].astype(int)
-    return points
 
 
 def read_events(path: Path) -> pd.DataFrame:
@@ -234,3 +361,90 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ classification inputs and outputs
+
+
+def read_training_data(path: Path, *, class_field: str, period_field: str | None) -> gpd.GeoDataFrame:
+    """Labelled points or polygons (GPKG/GeoJSON/Shapefile) with an integer `class_code` and, where
+    given, a `period` (year) column. Polygons are sampled to pixels later (classify.polygon_pixels)."""
+    labels = _read_vector(path, what="training data (classify.training)")
+    for name in (class_field, period_field):
+        if name is not None and name not in labels.columns:
+            raise InputError(f"{path}: no field {name!r}; fields are {sorted(map(str, labels.columns))}")
+    if labels.crs is None:
+        raise InputError(f"{path}: the training data has no CRS")
+    kinds = set(labels.geom_type)
+    if not (kinds <= {"Point"} or kinds <= {"Polygon", "MultiPolygon"}):
+        raise InputError(f"{path}: training data must be all points or all polygons, found {sorted(kinds)}")
+    renamed = {class_field: "class_code"} | ({period_field: "period"} if period_field else {})
+    labels = labels.rename(columns=renamed)
+    try:
+        labels["class_code"] = labels["class_code"].astype(int)
+        if period_field:
+            labels["period"] = labels["period"].astype(int)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}: field {class_field!r} or {period_field!r} is not an integer ({err})") from None
+    return labels
+
+
+def write_gpkg(table: gpd.GeoDataFrame, path: Path, *, layer: str) -> None:
+    """A GeoPackage with one layer, written atomically."""
+    with atomic_path(path) as tmp:
+        table.to_file(tmp, layer=layer, driver="GPKG")
+
+
+def read_validation_sample(path: Path, *, reference_field: str) -> gpd.GeoDataFrame:
+    """A labelled validation sample (validation/sample_design.gpkg after labelling in QGIS): the
+    pipeline's columns (sample_id, map_code) and an integer `reference_code` on every row."""
+    sample = _read_vector(path, what="validation sample (classify.validation_sample)")
+    missing = [c for c in ("sample_id", "map_code", reference_field) if c not in sample.columns]
+    if missing:
+        raise InputError(f"{path}: the validation sample lacks the field(s) {missing}")
+    unlabelled = sample[reference_field].isna()
+    if unlabelled.any():
+        ids = sample.loc[unlabelled, "sample_id"].tolist()
+        raise InputError(f"{path}: {int(unlabelled.sum())} sample(s) have no {reference_field!r} yet "
+                         f"(sample_id {ids[:10]}{' ...' if len(ids) > 10 else ''}); label them all")
+    sample = sample.rename(columns={reference_field: "reference_code"})
+    sample["reference_code"] = sample["reference_code"].astype(int)
+    return sample
+
+
+def write_bytes(content: bytes, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content)
+
+
+def read_model_file(path: Path) -> tuple[bytes, dict]:
+    """A saved model's skops bytes and its metadata (the JSON beside it, same stem)."""
+    meta_path = path.with_suffix(".json")
+    for needed in (path, meta_path):
+        if not needed.is_file():
+            raise InputError(f"{needed}: model file not found (classify.model_path)")
+    try:
+        return path.read_bytes(), json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{meta_path}: cannot read the model metadata ({err})") from None
+
+
+def write_parquet(table: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def write_sav(table: pd.DataFrame, path: Path, *, column_labels: dict[str, str],
+              value_labels: dict[str, dict]) -> None:
+    """An SPSS .sav with variable labels and value labels (pyreadstat)."""
+    import pyreadstat
+
+    with atomic_path(path) as tmp:
+        pyreadstat.write_sav(table, str(tmp), column_labels=column_labels,
+                             variable_value_labels={k: v for k, v in value_labels.items() if k in table.columns})
+
+
+def write_figure(figure, path: Path, *, dpi: int = 150) -> None:
+    """A matplotlib figure as PNG."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png")

@@ -103,8 +103,10 @@ def ndvi_range(clear_stack: xr.Dataset, *, period: Literal["year"] = "year") -> 
     """Within-period NDVI minimum and maximum, (period, y, x) float32 `ndvi_min`, `ndvi_max`.
 
     The seasonal range separates cropland (green, then bare after harvest) from grass and trees.
+    A stack that carries NDVI itself (e.g. an NDVI product) is used as it is.
     """
-    scene_ndvi = ndvi(clear_stack).to_dataset().rio.write_crs(clear_stack.rio.crs)
+    scene_ndvi = clear_stack["ndvi"] if "ndvi" in clear_stack else ndvi(clear_stack)
+    scene_ndvi = scene_ndvi.rename("ndvi").to_dataset().rio.write_crs(clear_stack.rio.crs)
     low = composite(scene_ndvi, period=period, method="min")["ndvi"].rename("ndvi_min")
     high = composite(scene_ndvi, period=period, method="max")["ndvi"].rename("ndvi_max")
     return xr.Dataset({"ndvi_min": low, "ndvi_max": high})

@@ -54,11 +54,75 @@ class OutputLayout:
     def accuracy(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "metrics" / "accuracy.json"
 
+    def confusion_matrix(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "confusion_matrix.csv"
+
+    def area_estimates(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "area_estimates.csv"
+
+    def confidence(self, aoi_id: str, period: int) -> Path:
+        return self.aoi_dir(aoi_id) / "classes" / f"{period}_confidence.tif"
+
+    def model(self, aoi_id: str) -> Path:
+        """The trained model (skops); its metadata is the .json beside it."""
+        return self.aoi_dir(aoi_id) / "models" / f"{aoi_id}.skops"
+
+    def sample_design(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "validation" / "sample_design.gpkg"
+
     def event_metrics(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "events" / "event_metrics.csv"
 
+    def baci(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "events" / "baci.csv"
+
+    def event_zones(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "events" / "event_zones.gpkg"
+
+    def transitions_first_last(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "transitions_first_last.csv"
+
+    def change_summary(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "change_summary.csv"
+
+    def mining_footprint(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "mining_footprint.csv"
+
+    def rings(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "rings.csv"
+
+    def first_change_year(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "change" / "first_change_year.tif"
+
+    @property
+    def event_records(self) -> Path:
+        """The events table as read, parsed, with the analyses each record allows and its AOI link."""
+        return self.run_dir / "event_records.csv"
+
+    @property
+    def exports(self) -> Path:
+        """Run-level exports: every table as CSV and Parquet, event zones GPKG, SPSS .sav, Kumu JSON."""
+        return self.run_dir / "exports"
+
+    @property
+    def summary(self) -> Path:
+        """Run-level summaries of event effects across AOIs (CSV and PNG charts)."""
+        return self.run_dir / "summary"
+
     def video(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "video" / f"{aoi_id}.mp4"
+
+    def poster(self, aoi_id: str) -> Path:
+        """1280x720 PNG thumbnail of the video."""
+        return self.aoi_dir(aoi_id) / "video" / f"{aoi_id}_poster.png"
+
+    def subtitles(self, aoi_id: str) -> Path:
+        """The event captions as SubRip subtitles, timed to the video's frames."""
+        return self.aoi_dir(aoi_id) / "video" / f"{aoi_id}.srt"
+
+    def youtube(self, aoi_id: str) -> Path:
+        """Title, description (sources) and chapter timestamps to paste into YouTube."""
+        return self.aoi_dir(aoi_id) / "video" / "youtube.txt"
 
 
 @dataclass(frozen=True)
@@ -99,6 +163,9 @@ class RunOutputs:
 
     def event_metrics(self, aoi_id: str) -> pd.DataFrame:
         return pd.read_csv(self.layout.event_metrics(aoi_id))
+
+    def baci(self, aoi_id: str) -> pd.DataFrame:
+        return pd.read_csv(self.layout.baci(aoi_id))
 
     def accuracy(self, aoi_id: str) -> dict:
         return json.loads(self.layout.accuracy(aoi_id).read_text())

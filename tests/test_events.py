@@ -8,8 +8,8 @@ import xarray as xr
 from shapely.geometry import box
 
 from pipeline.config import DEFAULT_CLASSES
-from pipeline.events import (event_caption, event_metrics_table, event_periods, event_zones, link_events,
-                             zone_pixel_counts)
+from pipeline.events import (baci_effects, event_caption, event_metrics_table, event_periods, event_zones,
+                             link_events, zone_mask, zone_pixel_counts)
 
 from conftest import CRS
 
@@ -36,7 +36,7 @@ def test_event_windows_before_start_and_after_end():
 
 
 def test_zone_without_coordinates_is_skipped_and_says_why():
-    zones = event_zones(EVENT, radius_m=500, crs=CRS)
+    zones = event_zones(EVENT, radius_m=500, control_inner_m=1000, control_outer_m=2000, crs=CRS)
     assert zones["resettlement_site"] == "skipped: no site_lat/site_lon in the record"
     assert zones["origin_community"].iloc[0].area == pytest.approx(np.pi * 500**2, rel=0.01)
 
@@ -48,7 +48,7 @@ def test_event_metrics_before_after_and_change():
                              coords={"period": [2011, 2012, 2013, 2014], "y": 350.0 - 100 * np.arange(4),
                                      "x": 50.0 + 100 * np.arange(4)}).rio.write_crs(CRS).rio.write_nodata(255)
     zone = gpd.GeoSeries([box(0, 200, 200, 400)], crs=CRS)  # the top-left 2x2 pixels
-    counts = zone_pixel_counts(class_map, zone).compute()
+    counts = zone_pixel_counts(class_map, zone_mask(class_map, zone)).compute()
     table = event_metrics_table(EVENT, {"origin_community": counts, "resettlement_site": "skipped: no x"},
                                 DEFAULT_CLASSES, pixel_area_ha=1.0, years_before=2, years_after=2)
     built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
@@ -63,3 +63,66 @@ def test_event_caption():
     assert event_caption(EVENT) == "2013: 240 households resettled from Village A to New Village A"
     sparse = pd.Series({"year_start": 2009, "year_end": 2010, "displaced_count": np.nan})
     assert event_caption(sparse) == "2009-2010: people resettled"
+
+
+def _baci_map(control_after: int) -> xr.DataArray:
+    """20x20 pixels of 10 m (0.01 ha), 2010-2013. Left half: built-up (5) that is cleared (6) in 2012.
+    Right half (control): built-up in 2010-2011; from 2012, `control_after` in its top half."""
+    values = np.full((4, 20, 20), 5, "uint8")
+    values[2:, :, :10] = 6
+    values[2:, :10, 10:] = control_after
+    return xr.DataArray(values, dims=("period", "y", "x"),
+                        coords={"period": [2010, 2011, 2012, 2013], "y": 195.0 - 10 * np.arange(20),
+                                "x": 5.0 + 10 * np.arange(20)}).rio.write_crs(CRS).rio.write_nodata(255)
+
+
+@pytest.mark.parametrize("control_after, effect_ha", [(5, -2.0), (3, -1.0)], ids=["stable-control", "regional-loss"])
+def test_baci_effect_is_impact_change_less_control_change(control_after, effect_ha):
+    class_map = _baci_map(control_after)
+    impact = np.zeros((20, 20), bool)
+    impact[:, :10] = True
+    event = EVENT.drop(["year_end"]).copy()
+    event["year_start"] = 2012
+    table = baci_effects(event, class_map, {"origin_community": impact, "resettlement_site": "skipped: no x",
+                                            "control": ~impact}, DEFAULT_CLASSES, pixel_area_ha=0.01,
+                         years_before=2, years_after=1, block_size_m=20, n_bootstrap=200, seed=1)
+    built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
+    assert built["periods_before"] == "2010-2011" and built["periods_after"] == "2013"
+    assert built["impact_change_pct"] == pytest.approx(-100)
+    assert built["effect_ha"] == pytest.approx(effect_ha) and built["impact_area_ha"] == pytest.approx(2.0)
+    assert built["ci95_low_ha"] <= effect_ha <= built["ci95_high_ha"]
+    assert built["impact_blocks"] == 50 and built["control_blocks"] == 50  # blocks of 2x2 pixels
+    skipped = table[table["zone"] == "resettlement_site"].iloc[0]
+    assert skipped["status"] == "skipped: no x"
+
+
+def test_baci_bootstrap_interval_widens_with_patchy_change():
+    class_map = _baci_map(5)
+    class_map[2:, ::2, :10] = 5  # only every other row of the impact zone is cleared: block-to-block spread
+    impact = np.zeros((20, 20), bool)
+    impact[:, :10] = True
+    event = EVENT.copy()
+    event["year_start"], event["year_end"] = 2012, 2012
+    table = baci_effects(event, class_map, {"origin_community": impact, "control": ~impact}, DEFAULT_CLASSES,
+                         pixel_area_ha=0.01, years_before=2, years_after=1, block_size_m=30, n_bootstrap=500,
+                         seed=1)
+    built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
+    assert built["effect_ha"] == pytest.approx(-1.0)
+    assert built["ci95_low_ha"] < -1.0 < built["ci95_high_ha"]
+
+
+def test_baci_without_control_says_so():
+    table = baci_effects(EVENT, _baci_map(5), {"origin_community": np.ones((20, 20), bool),
+                                               "control": "skipped: no mine_lat/mine_lon in the record"},
+                         DEFAULT_CLASSES, pixel_area_ha=0.01, years_before=2, years_after=1, block_size_m=20)
+    assert list(table["status"]) == ["no control zone (skipped: no mine_lat/mine_lon in the record)"]
+
+
+def test_control_ring_leaves_out_the_impact_zones():
+    event = EVENT.copy()
+    event["mine_lat"], event["mine_lon"] = -16.1, 33.69
+    zones = event_zones(event, radius_m=300, control_inner_m=500, control_outer_m=2000, crs=CRS)
+    ring, origin = zones["control"].iloc[0], zones["origin_community"].iloc[0]
+    assert not ring.intersects(origin)
+    full_annulus = np.pi * (2000**2 - 500**2)
+    assert ring.area < full_annulus and ring.area > 0.8 * full_annulus

@@ -5,14 +5,19 @@ import numpy as np
 import pytest
 
 from pipeline.render import (
+    FrameSpec,
     LegendEntry,
+    MapMarker,
+    Timing,
+    build_scene,
     colour_classes,
     compose_frame,
     frame_count,
-    timelapse_frames,
+    frame_runs,
+    render_frame,
     true_colour,
-    write_video,
 )
+from pipeline.encode import render_stream, rgb_to_yuv420, write_video
 
 LEGEND = (
     LegendEntry(1, "Water", "#1f78b4"),
@@ -126,10 +131,10 @@ def test_compose_frame_keeps_the_map_aspect(map_shape):
     assert max(height, width) > 200  # scaled up to use the panel, not left tiny
 
 
-def test_compose_frame_tall_map_fits_below_the_title_and_above_the_legend():
+def test_compose_frame_tall_map_fits_below_the_title_and_above_the_captions():
     frame = frame_for(size=(1280, 720), rgb_shape=(400, 100))
     rows, _ = np.nonzero((frame == np.array(MAP_RGB, "uint8")).all(axis=-1))
-    assert rows.min() > 720 * 0.08 and rows.max() < 720 * 0.8
+    assert rows.min() > 720 * 0.08 and rows.max() < 720 * 0.86
 
 
 def test_compose_frame_text_changes_pixels():
@@ -153,29 +158,175 @@ def test_compose_frame_rejects_odd_size():
 
 
 def test_compose_frame_rejects_non_uint8_map():
-    with pytest.raises(ValueError, match="rgb must be"):
+    with pytest.raises(ValueError, match="map of period 0 must be"):
         compose_frame(np.zeros((4, 4, 3), "float32"), solid_map((4, 4)), size=(320, 180),
                       title="t", date_label="d", legend=LEGEND)
 
 
-# ----------------------------------------------------------------- time-lapse
+# ----------------------------------------------------------------- timing
 
-@pytest.mark.parametrize("fps, seconds, repeats", [(25, 1.0, 25), (10, 0.5, 5), (24, 0.0, 1),
-                                                   (30, 0.01, 1)])
-def test_timelapse_repeats_each_period_in_order(fps, seconds, repeats):
-    periods = frames(3)
-    out = list(timelapse_frames(iter(periods), fps=fps, seconds_per_period=seconds))
-    assert len(out) == frame_count(3, fps=fps, seconds_per_period=seconds) == 3 * repeats
-    assert [int(frame[0, 0, 0]) for frame in out] == [0] * repeats + [20] * repeats + [40] * repeats
+def test_frame_count_is_intro_plus_holds_plus_fades_plus_outro():
+    assert frame_count(3, fps=10, seconds_per_period=0.5) == 15
+    assert frame_count(3, fps=10, seconds_per_period=0.5, crossfade_seconds=0.3, intro_seconds=1,
+                       outro_seconds=2) == 10 + 3 * 5 + 2 * 3 + 20
+    assert frame_count(1, fps=24, seconds_per_period=0.0, crossfade_seconds=1.0) == 1  # hold >= 1, no fade
+    with pytest.raises(ValueError, match="at least one period"):
+        frame_count(0, fps=10, seconds_per_period=1)
+    with pytest.raises(ValueError, match="fps must be a positive integer"):
+        Timing(fps=0, seconds_per_period=1)
+    with pytest.raises(ValueError, match="crossfade_seconds must be >= 0"):
+        Timing(fps=10, seconds_per_period=1, crossfade_seconds=-1)
 
 
-def test_timelapse_is_lazy():
-    def periods():
-        yield frames(1)[0]
-        raise AssertionError("second period pulled too early")
+def expand(runs) -> list[FrameSpec]:
+    return [spec for spec, count in runs for _ in range(count)]
 
-    first = next(timelapse_frames(periods(), fps=2, seconds_per_period=1))
-    assert first.shape == (180, 320, 3)
+
+def test_frame_runs_follow_the_timeline():
+    timing = Timing(fps=4, seconds_per_period=1.0, crossfade_seconds=0.5, intro_seconds=0.5,
+                    outro_seconds=0.5, caption_seconds=1.0)
+    specs = expand(frame_runs(timing, 3, caption_periods=[1]))
+    assert len(specs) == timing.frame_count(3) == 2 + 3 * 4 + 2 * 2 + 2
+    assert [s.card for s in specs[:2]] == ["intro"] * 2 and [s.card for s in specs[-2:]] == ["outro"] * 2
+    periods = [(s.period, s.next, s.blend) for s in specs[2:-2]]
+    assert periods[:6] == [(0, 0, 0.0)] * 4 + [(0, 1, 0.3333), (0, 1, 0.6667)]
+    assert periods[6:10] == [(1, 1, 0.0)] * 4 and periods[-4:] == [(2, 2, 0.0)] * 4
+    # the caption starts at period 1's first hold frame, fades in over 1 frame, shows 4 frames, fades out over 2
+    start = timing.period_start(1)
+    assert start == 2 + 4 + 2
+    assert [s.captions for s in specs[start - 1:start + 7]] == [
+        (), ((0, 1.0),), ((0, 1.0),), ((0, 1.0),), ((0, 1.0),), ((0, 0.6667),), ((0, 0.3333),), ()]
+
+
+def test_frame_runs_group_identical_frames():
+    timing = Timing(fps=25, seconds_per_period=2.0, crossfade_seconds=0.2, intro_seconds=1.0)
+    runs = list(frame_runs(timing, 4))
+    assert runs[0] == (FrameSpec("intro"), 25)
+    assert runs[1] == (FrameSpec(None, 0, 0, 0.0, ()), 50)
+    assert len(runs) == 1 + 4 + 3 * 5  # each fade step is a distinct frame
+    assert sum(count for _, count in runs) == timing.frame_count(4)
+
+
+# ----------------------------------------------------------------- scene and frames
+
+def small_scene(size=(640, 360), n=3, **kwargs):
+    maps = [solid_map((40, 60), (40 * i, 100, 200)) for i in range(n)]
+    classes = [colour_classes(np.full((40, 60), 1 + i, "uint8"), LEGEND) for i in range(n)]
+    areas = {e.code: [float(e.code * (i + 1)) for i in range(n)] for e in LEGEND}
+    options = dict(period_labels=[str(2016 + i) for i in range(n)], size=size, title="Mine X",
+                   subtitle="Company · Country · coal", class_maps=classes, legend=LEGEND,
+                   class_areas=areas, period_values=[2016 + i for i in range(n)],
+                   captions=[(1, "2017: 240 households resettled")],
+                   outline=[np.array([[5, 5], [55, 5], [55, 35], [5, 35], [5, 5]], float)],
+                   markers=[MapMarker(30, 20, "Mine X", "mine"), MapMarker(10, 10, "Village", "origin"),
+                            MapMarker(50, 30, "", "site", radius_px=4)],
+                   pixel_size_m=30.0, credits="credits", intro_lines=["Company"],
+                   outro_lines=["Landsat imagery courtesy of the U.S. Geological Survey"])
+    return build_scene(maps, **{**options, **kwargs})
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720), (1080, 1920)],
+                         ids=["1080p", "720p", "vertical"])
+def test_scene_frames_have_the_size_and_the_legend_swatches_their_colours(size):
+    scene = small_scene(size=size)
+    frame = render_frame(scene, FrameSpec(None, 0, 0, 0.0, ()))
+    assert frame.shape == (size[1], size[0], 3) and frame.dtype == np.uint8
+    assert set(scene.layout.legend_swatches) == {e.code for e in LEGEND}
+    for entry in LEGEND:
+        left, top, width, height = scene.layout.legend_swatches[entry.code]
+        inside = frame[top + 2:top + height - 2, left + 2:left + width - 2].reshape(-1, 3)
+        assert (inside == entry.rgb).all(), entry.name
+
+
+def test_vertical_frames_stack_the_maps():
+    scene = small_scene(size=(1080, 1920))
+    (_, top0, _, height0), (_, top1, _, _) = scene.layout.map_boxes
+    assert top1 >= top0 + height0
+
+
+def test_cross_fade_blends_the_maps_and_moves_the_chart_cursor():
+    scene = small_scene()
+    left, top, width, height = scene.layout.map_boxes[0]
+    frames = [render_frame(scene, FrameSpec(None, 0, 1, blend, ())) for blend in (0.0, 0.5)]
+    frames.append(render_frame(scene, FrameSpec(None, 1, 1, 0.0, ())))
+    centre = [int(f[top + height // 2, left + width // 2, 0]) for f in frames]  # red: 0, 40 in the maps
+    assert centre[0] < centre[1] < centre[2] and abs(centre[1] - 20) <= 2
+    px, py, pw, ph = scene.chart_plot
+    chart = [f[py:py + ph, px:px + pw] for f in frames]
+    assert (chart[0] != chart[1]).any() and (chart[1] != chart[2]).any()
+
+
+def test_captions_fade_with_their_alpha():
+    scene = small_scene()
+    left, top, width, height = scene.layout.caption_box
+    band = [render_frame(scene, FrameSpec(None, 1, 1, 0.0, captions))[top:top + height]
+            for captions in ((), ((0, 0.5),), ((0, 1.0),))]
+    brightest = [int(b.max()) for b in band]
+    assert brightest[0] < brightest[1] < brightest[2] == 255
+
+
+def test_intro_and_outro_cards_are_full_frames_with_text():
+    scene = small_scene()
+    for card in ("intro", "outro"):
+        frame = render_frame(scene, FrameSpec(card))
+        assert frame.shape == (360, 640, 3) and int(frame.max()) == 255
+
+
+def test_scene_without_class_maps_has_one_wide_map_and_no_chart():
+    scene = small_scene(class_maps=None, legend=(), class_areas=None, captions=(), markers=())
+    assert len(scene.layout.map_boxes) == 1 and scene.chart_plot is None
+    assert scene.layout.legend_box is None
+
+
+def test_build_scene_rejects_maps_of_another_grid_and_wrong_counts():
+    maps = [solid_map((40, 60)), solid_map((41, 60))]
+    with pytest.raises(ValueError, match="period 1 is \\(41, 60\\)"):
+        build_scene(maps, period_labels=["a", "b"], size=(640, 360), title="t")
+    with pytest.raises(ValueError, match="got 1 maps for 2 period labels"):
+        build_scene([solid_map((4, 4))], period_labels=["a", "b"], size=(640, 360), title="t")
+    with pytest.raises(ValueError, match="caption period indices \\[5\\]"):
+        build_scene([solid_map((4, 4))], period_labels=["a"], size=(640, 360), title="t",
+                    captions=[(5, "x")])
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_render_stream_yields_every_frame_in_order_on_the_local_scheduler(scheduler):
+    import dask
+
+    scene = small_scene()
+    timing = Timing(fps=4, seconds_per_period=1.0, crossfade_seconds=0.5, intro_seconds=0.5)
+    with dask.config.set(scheduler=scheduler):
+        streamed = list(render_stream(scene, timing, window=2))
+    expected = [render_frame(scene, spec) for spec in expand(frame_runs(timing, 3, [1]))]
+    assert len(streamed) == len(expected) == timing.frame_count(3)
+    assert all((a == b).all() for a, b in zip(streamed, expected))
+    held = streamed[2:6]
+    assert all(frame is held[0] for frame in held)  # a held frame is composed once
+
+
+def test_render_stream_on_a_distributed_client_matches():
+    import dask
+    from distributed import Client, LocalCluster
+
+    scene = small_scene(n=2)
+    timing = Timing(fps=4, seconds_per_period=0.5, crossfade_seconds=0.5)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster), dask.config.set(scheduler="dask.distributed"):
+        streamed = list(render_stream(scene, timing, window=3))
+    expected = [render_frame(scene, spec) for spec in expand(frame_runs(timing, 2, [1]))]
+    assert len(streamed) == len(expected) and all((a == b).all() for a, b in zip(streamed, expected))
+
+
+def test_rgb_to_yuv420_is_bt709_limited_range():
+    frame = np.zeros((2, 4, 3), "uint8")
+    frame[:, :2] = 255  # white | black
+    yuv = np.frombuffer(rgb_to_yuv420(frame).data, "uint8")
+    assert list(yuv[:8]) == [235, 235, 16, 16] * 2
+    assert list(yuv[8:]) == [128, 128, 128, 128]  # grey has no chroma
+    red = np.zeros((2, 2, 3), "uint8")
+    red[..., 0] = 255
+    y, u, v = np.frombuffer(rgb_to_yuv420(red).data, "uint8")[[0, 4, 5]]
+    assert (y, u, v) == (63, 102, 240)  # BT.709: Y = 16 + 219 * 0.2126
 
 
 # ----------------------------------------------------------------- video
@@ -190,12 +341,12 @@ def read_meta(path: Path) -> dict:
 def test_write_video_writes_h264_yuv420p_of_the_frame_size(tmp_path):
     path = tmp_path / "mine_x.mp4"
     periods = [frame_for(size=(320, 180), date_label=str(year)) for year in (2015, 2016, 2017)]
-    n = write_video(timelapse_frames(periods, fps=10, seconds_per_period=0.5), path, fps=10)
+    n = write_video((frame for frame in periods for _ in range(5)), path, fps=10)
     expected = frame_count(3, fps=10, seconds_per_period=0.5)
     assert n == expected == 15
     meta = read_meta(path)
     assert meta["codec"] == "h264"
-    assert meta["pix_fmt"].startswith("yuv420p")
+    assert meta["pix_fmt"].startswith("yuv420p") and "bt709" in meta["pix_fmt"]
     assert tuple(meta["size"]) == (320, 180)  # no padding to a multiple of 16
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == expected
     assert [p.name for p in tmp_path.iterdir()] == ["mine_x.mp4"]  # no temp file left
@@ -268,3 +419,10 @@ def test_write_video_rejects_empty_input(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video([], tmp_path / "v.mp4", fps=5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_thumbnail_sized_frame_shows_the_maps_only():
+    scene = small_scene(size=(64, 64))
+    frame = render_frame(scene, FrameSpec(None, 1, 1, 0.0, ()))
+    assert frame.shape == (64, 64, 3)
+    assert scene.chart_plot is None and scene.layout.legend_box is None and scene.captions == ()
