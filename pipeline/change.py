@@ -145,6 +145,8 @@ def mining_footprint_table(class_area: pd.DataFrame, mining_classes: Sequence[in
 def _first_change_np(classes: np.ndarray, years: np.ndarray, nodata: int) -> np.ndarray:
     """(..., time) class codes -> (...) int16: the first year whose class differs from the year before
     (both classified); NO_CHANGE where none does."""
+    if classes.shape[-1] < 2:  # one period: nothing can have changed
+        return np.full(classes.shape[:-1], NO_CHANGE, dtype="int16")
     valid = (classes[..., 1:] != nodata) & (classes[..., :-1] != nodata)
     changed = (classes[..., 1:] != classes[..., :-1]) & valid
     first = changed.argmax(axis=-1)

@@ -340,8 +340,9 @@ class VideoConfig(Strict):
     title: str | None = Field(None, description="default: the AOI's name")
     subtitle: str | None = Field(None, description="default: mine, company, country, commodity of the "
                                  "AOI's events")
-    rgb_bands: tuple[BandName, BandName, BandName] = Field(
-        ("red", "green", "blue"), description="composite bands shown as red, green, blue")
+    rgb_bands: tuple[str, str, str] = Field(
+        ("red", "green", "blue"),
+        description="composite variables shown as red, green, blue (bands or indices, e.g. ndvi thrice for grey)")
     stretch_percentiles: tuple[float, float] = Field(
         (2.0, 98.0), description="one stretch over the whole series (no flicker between frames)")
     credits: str = Field("", description="footer on every frame; {years} becomes e.g. 2008-2022")

@@ -539,6 +539,7 @@ def _video(config: PipelineConfig, aoi: pd.Series, composites: xr.Dataset, class
             if settings.intro_seconds else None,
             outro_lines=outro_lines if settings.outro_seconds else None,
             map_titles=("True colour" if bands == ["red", "green", "blue"] else
+                        f"{_BAND_LABELS.get(bands[0], bands[0].upper())} (grey)" if len(set(bands)) == 1 else
                         "False colour (" + " / ".join(_BAND_LABELS.get(b, b) for b in bands) + ")", "Land cover"),
             chart=settings.chart,
             **overlays)

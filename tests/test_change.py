@@ -101,3 +101,8 @@ def test_rings_around_the_mining_footprint():
     assert area[60, 3] == pytest.approx(0.18)       # 30 and 60 m away (nodata below is no class)
     assert area[200, 3] == pytest.approx(0.27) and area[200, 5] == pytest.approx(0.09)  # 90-180 m
     assert area[60, 6] == 0  # the footprint itself is not in a ring
+
+
+def test_first_change_year_of_a_single_period_is_no_change():
+    out = first_change_year(_class_map().isel(period=[0]))
+    assert (out.values == NO_CHANGE).all() and out.shape == (2, 3)

@@ -139,3 +139,26 @@ def test_cbers_config_runs_to_composites_and_video(tmp_path):
         assert src.descriptions[:4] == ("blue", "green", "red", "nir") and src.count >= 5
     assert record["stages"]["video"]["status"] == "done"
     assert (tmp_path / "cbers4_awfi_bahia_sits" / "bahia_cerrado" / "video" / "bahia_cerrado.mp4").is_file()
+
+
+@pytest.mark.parametrize("config_name, aoi_id, n_classes", [("s2_slovenia_eolearn", "slovenia_patch", 5),
+                                                            ("modis_mod13q1_sinop_sits", "sinop", 4)])
+def test_labelled_real_data_configs_run_to_class_maps(tmp_path, config_name, aoi_id, n_classes):
+    from pipeline.results import open_run
+    from pipeline.run import run_pipeline
+
+    config = load_config(ROOT / "configs" / f"{config_name}.yaml", overrides={"output_dir": str(tmp_path)})
+    result = run_pipeline(config)
+    assert result.ok, result.failed
+    stages = result.manifest["aois"][aoi_id]["stages"]
+    assert stages["classify"]["status"] == "done" and stages["change"]["status"] == "done"
+    if config_name == "modis_mod13q1_sinop_sits":  # NDVI and EVI only: nothing in colour
+        assert stages["video"] == {"status": "skipped", "reason": "composites lack ['blue', 'green', 'red'] "
+                                                                  "(video.rgb_bands)"}
+    else:  # the Sentinel-2 NDVI series as a grey time-lapse, cloudy dates masked
+        assert stages["video"]["status"] == "done"
+    run = open_run(config.run_dir)
+    class_map = run.class_map(aoi_id).compute()
+    mapped = set(np.unique(class_map.values)) - {255}
+    assert mapped <= {c.code for c in config.classes} and len(mapped) >= 2
+    assert len(run.class_area(aoi_id)) == len(run.periods(aoi_id)) * n_classes

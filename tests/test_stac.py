@@ -102,3 +102,33 @@ def test_missing_asset_is_named(catalog):
     with pytest.raises(InputError, match=r"lack the asset\(s\) \[.B04.\] \(ingest.sources\[0\].bands"):
         sources.aoi_stack(sources.list_sources(config, CloudMaskConfig()), aoi, ingest_config=config,
                           drop=["cloud"], aoi_id="mine_a")
+
+
+def test_the_pipeline_runs_on_a_static_catalog_to_composites_and_video(catalog, tmp_path):
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    path, _ = catalog
+    aoi = gpd.GeoDataFrame({"aoi_id": ["mine_a"]}, geometry=[box(X0, Y0 - 4 * RES, X0 + 4 * RES, Y0)], crs=CRS)
+    aoi.to_file(tmp_path / "aoi.geojson", driver="GeoJSON")
+    (tmp_path / "config.yaml").write_text(f"""
+run_name: stac
+output_dir: out
+aoi: {{path: aoi.geojson}}
+ingest:
+  chunk_size: 64
+  grid: {{crs: native}}
+  sources:
+    - {{kind: stac, catalog: {path}, sensor: sentinel-2-l2a, collection: sentinel-2-l2a, max_cloud_cover: 50}}
+video: {{width: 320, height: 240, fps: 2, intro_seconds: 0, outro_seconds: 0, crossfade_seconds: 0}}
+dask: {{cluster: threads}}
+""")
+    result = run_pipeline(load_config(tmp_path / "config.yaml"))
+    assert result.ok, result.failed
+    stages = result.manifest["aois"]["mine_a"]["stages"]
+    assert stages["ingest"]["scenes"] == 3 and stages["composite"]["periods"] == [2021, 2022]
+    with rasterio.open(tmp_path / "out" / "stac" / "mine_a" / "composites" / "2022.tif") as src:
+        assert src.descriptions[2] == "red"
+        assert src.read(3)[3, 3] == pytest.approx(0.07, rel=1e-4)  # (1700 - 1000) x 1e-4, a clear pixel
+    assert stages["video"]["status"] == "done"
+    assert (tmp_path / "out" / "stac" / "mine_a" / "video" / "mine_a.mp4").stat().st_size > 0
