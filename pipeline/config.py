@@ -265,6 +265,11 @@ class ClassifyConfig(Strict):
     validation_sample: ConfigPath | None = Field(
         None, description="a labelled validation/sample_design.gpkg -> metrics/area_estimates.csv")
     reference_field: str = Field("reference_code", description="field of the labelled reference class")
+    change_transitions: list[tuple[int, int]] = Field(
+        default_factory=list, description="transitions of interest, first to last period, e.g. [[4, 6]]: a "
+                                          "change map (stable / each transition / other change) and its sample")
+    change_validation_sample: ConfigPath | None = Field(
+        None, description="a labelled validation/change_sample_design.gpkg -> metrics/change_area_estimates.csv")
     merge_classes: dict[int, int] = Field(
         default_factory=dict, description="label code -> class code, to merge classes of the training data "
                                           "(and of a labelled validation sample) into the schema's")

@@ -70,6 +70,12 @@ class OutputLayout:
     def sample_design(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "validation" / "sample_design.gpkg"
 
+    def change_sample_design(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "validation" / "change_sample_design.gpkg"
+
+    def change_area_estimates(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "change_area_estimates.csv"
+
     def event_metrics(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "events" / "event_metrics.csv"
 

@@ -378,41 +378,27 @@ def _temporal_filter(config: PipelineConfig, predicted: xr.Dataset) -> tuple[xr.
 def _validation(config: PipelineConfig, class_map: xr.DataArray, accuracy: dict, out: OutputLayout,
                 aoi_id: str) -> dict:
     """Write the stratified random sample design; with a labelled sample, the Olofsson et al. (2014)
-    error-adjusted areas (metrics/area_estimates.csv) and design-based accuracies (into `accuracy`)."""
+    error-adjusted areas (metrics/area_estimates.csv) and design-based accuracies (into `accuracy`).
+    The same for the change map between the first and last period where transitions are configured."""
     settings = config.classify
     periods = [int(p) for p in class_map["period"].values]
     period = settings.sample_period if settings.sample_period is not None else periods[-1]
     if period not in periods:
         raise InputError(f"classify.sample_period {period} is not a period of this run ({periods})")
     strata = class_map.sel(period=period)
-    flat = np.asarray(strata.values)
-    codes = [c.code for c in config.classes]
-    pixels = np.array([(flat == code).sum() for code in codes])
-    weights = pixels / max(pixels.sum(), 1)
-    n_total = accuracies.sample_size(weights, [settings.sample_expected_users_accuracy] * len(codes),
-                                     target_se_overall=settings.sample_target_se)
-    allocation = accuracies.allocate_sample(n_total, pixels, min_per_stratum=settings.sample_min_per_stratum)
-    indices = accuracies.stratified_random_sample(flat, dict(zip(codes, allocation.tolist())),
-                                                  seed=settings.random_state)
-    design = accuracies.sample_points(strata, indices, names={c.code: c.name for c in config.classes})
+    names = {c.code: c.name for c in config.classes}
+    design, pixels = _sample_design(settings, strata, names)
     design["period"] = period
     io.write_gpkg(design, out.sample_design(aoi_id), layer="sample_design")
     report = {"sample_design": {"period": period, "n_samples": int(len(design)),
-                                "per_stratum": dict(zip(map(str, codes), allocation.tolist()))}}
+                                "per_stratum": dict(zip(map(str, names), design.groupby("map_code").size()
+                                                        .reindex(list(names), fill_value=0).tolist()))}}
+    if settings.change_transitions and len(periods) > 1:
+        report["change_sample_design"] = _change_validation(config, class_map, out, aoi_id)
     if settings.validation_sample is None:
         return report
-    sample = io.read_validation_sample(settings.validation_sample, reference_field=settings.reference_field)
-    if settings.merge_classes:
-        sample["reference_code"] = sample["reference_code"].replace(settings.merge_classes)
-    points = sample.to_crs(strata.rio.crs)
-    here = strata.sel(x=xr.DataArray(points.geometry.x.to_numpy(), dims="s"),
-                      y=xr.DataArray(points.geometry.y.to_numpy(), dims="s"), method="nearest").values
-    if not np.array_equal(here, sample["map_code"].to_numpy()):
-        raise InputError(f"{settings.validation_sample}: the samples' map_code differ from this run's "
-                         f"class map of {period} at {int((here != sample['map_code'].to_numpy()).sum())} "
-                         "points; the sample must come from the same map (classify.sample_period)")
-    counts = accuracies.error_matrix(sample["map_code"].to_numpy(), sample["reference_code"].to_numpy(), codes)
-    table = accuracies.area_estimate_table(counts, pixels, codes=codes, names=[c.name for c in config.classes],
+    counts = _labelled_counts(settings.validation_sample, settings, strata, list(names), merge=True)
+    table = accuracies.area_estimate_table(counts, pixels, codes=list(names), names=list(names.values()),
                                            pixel_area_ha=change.pixel_area_ha(class_map))
     io.write_csv(table, out.area_estimates(aoi_id))
     estimate = accuracies.stratified_area_estimate(counts, pixels, stratum_pixels=pixels)
@@ -422,9 +408,65 @@ def _validation(config: PipelineConfig, class_map: xr.DataArray, accuracy: dict,
         "n_samples": int(counts.sum()),
         "overall_accuracy": round(estimate["overall_accuracy"], 4),
         "se_overall_accuracy": round(estimate["se_overall"], 4),
-        "confusion_matrix": {"labels": codes, "rows": "map", "columns": "reference", "counts": counts.tolist()},
+        "confusion_matrix": {"labels": list(names), "rows": "map", "columns": "reference",
+                             "counts": counts.tolist()},
     }
     report["design_based_overall_accuracy"] = accuracy["design_based"]["overall_accuracy"]
+    return report
+
+
+def _sample_design(settings, strata: xr.DataArray, names: dict[int, str]) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """A stratified random sample of a (y, x) strata map (sample size for the target SE, Olofsson eq. 13),
+    and the pixels per stratum."""
+    flat = np.asarray(strata.values)
+    codes = list(names)
+    pixels = np.array([(flat == code).sum() for code in codes])
+    weights = pixels / max(pixels.sum(), 1)
+    n_total = accuracies.sample_size(weights, [settings.sample_expected_users_accuracy] * len(codes),
+                                     target_se_overall=settings.sample_target_se)
+    allocation = accuracies.allocate_sample(n_total, pixels, min_per_stratum=settings.sample_min_per_stratum)
+    indices = accuracies.stratified_random_sample(flat, dict(zip(codes, allocation.tolist())),
+                                                  seed=settings.random_state)
+    return accuracies.sample_points(strata, indices, names=names), pixels
+
+
+def _labelled_counts(path: Path, settings, strata: xr.DataArray, codes: list[int], *, merge: bool) -> np.ndarray:
+    """The error matrix (map x reference) of a labelled sample drawn from `strata`."""
+    sample = io.read_validation_sample(path, reference_field=settings.reference_field)
+    if merge and settings.merge_classes:
+        sample["reference_code"] = sample["reference_code"].replace(settings.merge_classes)
+    points = sample.to_crs(strata.rio.crs)
+    here = strata.sel(x=xr.DataArray(points.geometry.x.to_numpy(), dims="s"),
+                      y=xr.DataArray(points.geometry.y.to_numpy(), dims="s"), method="nearest").values
+    if not np.array_equal(here, sample["map_code"].to_numpy()):
+        raise InputError(f"{path}: the samples' map_code differ from this run's map at "
+                         f"{int((here != sample['map_code'].to_numpy()).sum())} points; the sample must come "
+                         "from the same map (classify.sample_period, classify.change_transitions)")
+    return accuracies.error_matrix(sample["map_code"].to_numpy(), sample["reference_code"].to_numpy(), codes)
+
+
+def _change_validation(config: PipelineConfig, class_map: xr.DataArray, out: OutputLayout, aoi_id: str) -> dict:
+    """The change map first -> last period (0 stable, k = k-th transition of interest, last = other
+    change): its sample design and, once labelled, its error-adjusted areas."""
+    settings = config.classify
+    first, last = (int(p) for p in class_map["period"].values[[0, -1]])
+    transitions = [tuple(t) for t in settings.change_transitions]
+    strata = class_map.sel(period=last).copy(data=accuracies.change_strata(
+        class_map.sel(period=first).values, class_map.sel(period=last).values, transitions))
+    class_names = {c.code: c.name for c in config.classes}
+    names = {0: "stable", **{k: f"{class_names.get(a, a)} -> {class_names.get(b, b)}"
+                             for k, (a, b) in enumerate(transitions, start=1)},
+             len(transitions) + 1: "other change"}
+    design, pixels = _sample_design(settings, strata, names)
+    design["period_from"], design["period_to"] = first, last
+    io.write_gpkg(design, out.change_sample_design(aoi_id), layer="change_sample_design")
+    report = {"periods": [first, last], "n_samples": int(len(design))}
+    if settings.change_validation_sample is not None:
+        counts = _labelled_counts(settings.change_validation_sample, settings, strata, list(names), merge=False)
+        table = accuracies.area_estimate_table(counts, pixels, codes=list(names), names=list(names.values()),
+                                               pixel_area_ha=change.pixel_area_ha(class_map))
+        io.write_csv(table, out.change_area_estimates(aoi_id))
+        report["labelled"] = int(counts.sum())
     return report
 
 

@@ -114,3 +114,34 @@ def test_one_worker_and_two_workers_write_byte_identical_class_maps(demo_run):
         for path in ("class_map", "confidence"):
             first = getattr(two.layout, path)("demo_mine", period).read_bytes()
             assert first == getattr(one.layout, path)("demo_mine", period).read_bytes(), (path, period)
+
+
+def test_a_labelled_change_sample_gives_error_adjusted_change_areas(demo_run, tmp_path):
+    """The change map first -> last period (stable / grass->mining / other change): its sample design
+    labelled from the truth's change map, read back into error-adjusted change areas."""
+    transitions = [[3, 6]]
+    class_map = open_run(demo_run / "outputs" / "demo_small").class_map("demo_mine").load()
+    first, last = (int(p) for p in class_map["period"].values[[0, -1]])
+    config = load_config(demo_run / "config.yaml", overrides={"classify": {"change_transitions": transitions}})
+    out = OutputLayout(tmp_path / "run")
+    report = runner._validation(config, class_map, {}, out, "demo_mine")
+    assert report["change_sample_design"]["periods"] == [first, last]
+    sample = gpd.read_file(out.change_sample_design("demo_mine"))
+    assert set(sample["map_class"]) == {"stable", "grass/shrub -> bare ground & mining", "other change"}
+    truth_from, truth_to = _truth(demo_run, first, class_map), _truth(demo_run, last, class_map)
+    true_change = np.where(truth_from.values == truth_to.values, 0, 2)
+    for k, (a, b) in enumerate(transitions, start=1):
+        true_change[(truth_from.values == a) & (truth_to.values == b)] = k
+    at = {"x": xr.DataArray(sample.geometry.x.to_numpy(), dims="s"), "y": xr.DataArray(sample.geometry.y.to_numpy(), dims="s")}
+    sample["reference_code"] = truth_from.copy(data=true_change).sel(**at).values.astype(int)
+    labelled = tmp_path / "change_labelled.gpkg"
+    sample.to_file(labelled, layer="change_sample_design")
+    config = load_config(demo_run / "config.yaml", overrides={"classify": {
+        "change_transitions": transitions, "change_validation_sample": str(labelled)}})
+    runner._validation(config, class_map, {}, out, "demo_mine")
+    table = pd.read_csv(out.change_area_estimates("demo_mine")).set_index("class_name")
+    mapped = (class_map.sel(period=first).values != 255) & (class_map.sel(period=last).values != 255)
+    true_ha = (true_change[mapped] == 1).sum() * 0.09  # grass/shrub -> bare ground & mining, where mapped
+    row = table.loc["grass/shrub -> bare ground & mining"]
+    assert row["ci95_low_ha"] <= true_ha <= row["ci95_high_ha"]
+    assert row["adjusted_area_ha"] == pytest.approx(true_ha, rel=0.10)
