@@ -33,6 +33,9 @@ ZONES: dict[str, tuple[str, str]] = {
 }
 
 
+# zone name -> the column of its outline (WGS84 WKT polygon), used instead of a disc where given
+_OUTLINES = {"origin_community": "origin_wkt", "resettlement_site": "site_wkt"}
+
 EVENT_METRICS_COLUMNS = ["aoi_id", "event_id", "zone", "class_code", "class_name", "periods_before",
                          "periods_after", "zone_area_ha", "area_ha_before", "area_ha_after", "change_ha",
                          "status"]
@@ -63,16 +66,20 @@ def event_zones(event: pd.Series, *, radius_m: float, control_inner_m: float, co
                 crs) -> dict[str, gpd.GeoSeries | str]:
     """Zone name -> a one-polygon GeoSeries in `crs`, or a string saying why the zone is skipped.
 
-    origin_community, resettlement_site: a disc of `radius_m` around the record's point.
+    origin_community, resettlement_site: the record's outline (origin_wkt, site_wkt), or else a disc of
+    `radius_m` around its point.
     control: an annulus from `control_inner_m` to `control_outer_m` around the mine point, less the
     other zones (the caller also removes the mining footprint, which is a raster).
     """
     zones: dict[str, gpd.GeoSeries | str] = {}
     for zone, (lat, lon) in ZONES.items():
-        if pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
+        outline = event.get(_OUTLINES[zone])
+        if isinstance(outline, str):  # the record's polygon, as it is
+            zones[zone] = gpd.GeoSeries.from_wkt([outline], crs="EPSG:4326").to_crs(crs)
+        elif pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
             zones[zone] = f"skipped: no {lat}/{lon} in the record"
-            continue
-        zones[zone] = _point(event, lat, lon).to_crs(crs).buffer(radius_m)
+        else:
+            zones[zone] = _point(event, lat, lon).to_crs(crs).buffer(radius_m)
     if pd.isna(event.get("mine_lat")) or pd.isna(event.get("mine_lon")):
         zones["control"] = "skipped: no mine_lat/mine_lon in the record"
     else:
@@ -241,6 +248,23 @@ def _shares(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
         return counts.sum(axis=-2) / totals.sum(axis=-1)[..., np.newaxis]
 
 
+def _calibration(error_matrix: np.ndarray) -> np.ndarray:
+    """P(reference class | map class) from sample counts (rows map, columns reference); a map class
+    without samples keeps its own class."""
+    counts = np.asarray(error_matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.where(totals > 0, totals, 1), np.eye(len(counts)))
+
+
+def _calibration_draws(error_matrix: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, class, class) calibration matrices from the sample redrawn within each map stratum."""
+    counts = np.asarray(error_matrix, dtype=int)
+    probabilities = _calibration(counts)
+    draws = np.stack([rng.multinomial(max(int(total), 1), row, size=n) for total, row in
+                      zip(counts.sum(axis=1), probabilities)], axis=1)  # (n, map class, reference class)
+    return draws / draws.sum(axis=2, keepdims=True)
+
+
 def baci_effects(
     event: pd.Series,
     class_map: xr.DataArray,
@@ -253,6 +277,7 @@ def baci_effects(
     block_size_m: float,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    error_matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Before-after-control-impact (difference-in-differences) effect per impact zone and class.
 
@@ -261,6 +286,12 @@ def baci_effects(
     impact zone. The 95 % interval comes from a spatial block bootstrap: square blocks of
     `block_size_m` are resampled with replacement, separately in the impact and the control zone, so
     that neighbouring (correlated) pixels move together. `class_map` is computed (period, y, x).
+
+    With an `error_matrix` (sample counts of a design-based accuracy assessment, rows = map class,
+    columns = reference class, in the order of `classes`), the map's shares are calibrated to
+    reference shares (share_ref = share_map @ P, P[i, j] = n_ij / n_i., the stratified estimator of
+    Olofsson et al. 2014 applied within each zone), and each bootstrap replicate also redraws the
+    sample within each map stratum, so the interval carries the map's classification error too.
     """
     codes = [c.code for c in classes]
     values = np.asarray(class_map.values)
@@ -289,6 +320,8 @@ def baci_effects(
                 for name, mask in (("impact", in_zone), ("control", control))
                 for window, flags in (("before", is_before), ("after", is_after))}
         share = {key: _shares(*sums[key]) for key in sums}
+        if error_matrix is not None:
+            share = {key: value @ _calibration(error_matrix) for key, value in share.items()}
         impact_change = share["impact", "after"] - share["impact", "before"]
         control_change = share["control", "after"] - share["control", "before"]
         boot = {}
@@ -297,6 +330,9 @@ def baci_effects(
             draws = rng.integers(0, n_blocks, size=(n_bootstrap, n_blocks))
             boot[name] = (_shares(sums[name, "after"][0][draws], sums[name, "after"][1][draws])
                           - _shares(sums[name, "before"][0][draws], sums[name, "before"][1][draws]))
+        if error_matrix is not None:  # the same redrawn sample for impact and control in a replicate
+            redrawn = _calibration_draws(error_matrix, n_bootstrap, rng)
+            boot = {name: np.einsum("bc,bcd->bd", change_, redrawn) for name, change_ in boot.items()}
         # shares come from the classified pixels of each period; hectares refer to the whole zone (its
         # pixels classified in any period), so a cloudy year does not shrink the effect
         impact_ha = float((in_zone & (values != nodata).any(axis=0)).sum()) * pixel_area_ha

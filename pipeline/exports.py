@@ -61,6 +61,9 @@ def generalise_events(events: pd.DataFrame, *, grid_m: float) -> pd.DataFrame:
     for lat, lon in _SENSITIVE_POINTS:
         if lat in public.columns and lon in public.columns:
             public[lat], public[lon] = _snap(public[lat], public[lon], grid_m)
+    for outline in ("origin_wkt", "site_wkt"):  # outlines would show exactly where people lived
+        if outline in public.columns:
+            public[outline] = public[outline].where(public[outline].isna(), WITHHELD)
     for column in public.columns:
         if column in ("event_id", "aoi_id"):  # keys across tables: ids are the user's to choose
             continue

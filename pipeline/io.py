@@ -258,14 +258,23 @@ def read_aois(path: Path, *, id_field: str) -> gpd.GeoDataFrame:
 
 
 def read_events(path: Path) -> pd.DataFrame:
-    """Resettlement events in the columns of the resettlement events table (CSV or GeoPackage)."""
+    """Resettlement events in the columns of the resettlement events table (CSV or GeoPackage).
+
+    In a GeoPackage (or other vector file) whose features are polygons, each polygon is the origin
+    community's outline and becomes the `origin_wkt` column (WGS84 WKT); point features are ignored
+    (the table's coordinate columns locate the points)."""
     if not path.exists():
         raise InputError(f"{path}: events file not found (events.path)")
     try:
         if path.suffix.lower() == ".csv":
             events = pd.read_csv(path, dtype={"event_id": str})
         else:
-            events = pd.DataFrame(gpd.read_file(path).drop(columns="geometry", errors="ignore"))
+            frame = gpd.read_file(path)
+            events = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
+            if frame.crs is not None and frame.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+                outlines = frame.geometry.to_crs(4326)
+                events["origin_wkt"] = [g.wkt if g is not None and g.geom_type.endswith("Polygon") else None
+                                        for g in outlines]
     except Exception as err:  # pandas/pyogrio raise many types for unreadable files
         raise InputError(f"{path}: cannot read the events table ({err})") from None
     required = ["event_id", "year_start"]

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from pipeline.errors import InputError
 
@@ -24,8 +25,8 @@ UNIT_KINDS = ("households", "families", "people", "other")
 ANALYSES: dict[str, str] = {
     "link_spatial": "mine coordinates (mine_lat, mine_lon)",
     "before_after": "a start or end year",
-    "origin_zone": "origin community coordinates (origin_lat, origin_lon) and a year",
-    "site_zone": "resettlement site coordinates (site_lat, site_lon) and a year",
+    "origin_zone": "origin community coordinates (origin_lat, origin_lon) or outline (origin_wkt), and a year",
+    "site_zone": "resettlement site coordinates (site_lat, site_lon) or outline (site_wkt), and a year",
     "baci": "a year, mine coordinates (control ring) and an origin or site zone",
     "displacement_count": "a displaced count with its unit",
 }
@@ -76,6 +77,22 @@ def _year(value: object, *, event_id: str, column: str) -> float:
     return float(match.group())
 
 
+def _polygon(value: object, *, event_id: str, column: str) -> str | None:
+    """A WGS84 polygon as WKT, checked; None where empty."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+        return None
+    try:
+        geometry = shapely.from_wkt(str(value))
+    except shapely.errors.GEOSException:
+        raise InputError(f"event {event_id!r}: {column} is not WKT ({str(value)[:40]}...)") from None
+    if not geometry.geom_type.endswith("Polygon") or geometry.is_empty:
+        raise InputError(f"event {event_id!r}: {column} must be a polygon, got {geometry.geom_type}")
+    minx, miny, maxx, maxy = geometry.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InputError(f"event {event_id!r}: {column} is not in WGS84 longitude/latitude")
+    return geometry.wkt
+
+
 def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
     """Parsed records: numeric years, counts and coordinates, `displaced_unit_kind`, the original text
     of every parsed field in `<column>_text`, one boolean `allows_<analysis>` column per analysis and
@@ -104,9 +121,15 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
                 raise InputError(f"event {events['event_id'][bad].iloc[0]!r}: {column} "
                                  f"{values[bad].iloc[0]} is not a WGS84 coordinate")
             events[column] = values
+    for column in ("origin_wkt", "site_wkt"):  # optional outlines of the community and the site
+        events[column] = [_polygon(v, event_id=e, column=column) for v, e in
+                          zip(events.get(column, pd.Series([None] * len(events), index=events.index)),
+                              events["event_id"])]
     has_year = events["year_start"].notna() | events["year_end"].notna()
     has = {name: events[lat].notna() & events[lon].notna() for name, (lat, lon) in
            zip(("mine", "site", "origin"), _COORDINATES)}
+    has["origin"] |= events["origin_wkt"].notna()
+    has["site"] |= events["site_wkt"].notna()
     allows = {
         "link_spatial": has["mine"],
         "before_after": has_year,

@@ -256,7 +256,11 @@ def _run_aoi(config: PipelineConfig, aoi: pd.Series, aoi_crs, scenes, points: gp
                      nodata=change.NO_CHANGE)
 
     with _stage(record, aoi_id, "events", progress) as entry:
-        results = [_event_tables(config, event, class_map, area_ha) for _, event in aoi_events.iterrows()]
+        design_based = accuracy.get("design_based")  # a labelled validation sample: map error in the CIs
+        error_matrix = np.array(design_based["confusion_matrix"]["counts"]) if design_based else None
+        entry["baci_includes_map_error"] = error_matrix is not None
+        results = [_event_tables(config, event, class_map, area_ha, error_matrix)
+                   for _, event in aoi_events.iterrows()]
         metrics = [r[0] for r in results] or [pd.DataFrame(columns=events.EVENT_METRICS_COLUMNS)]
         baci = [r[1] for r in results] or [pd.DataFrame(columns=events.BACI_COLUMNS)]
         io.write_csv(pd.concat(metrics), out.event_metrics(aoi_id))
@@ -489,8 +493,8 @@ def _confusion_table(accuracy: dict, classes) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _event_tables(config: PipelineConfig, event: pd.Series, class_map: xr.DataArray,
-                  area_ha: float) -> tuple[pd.DataFrame, pd.DataFrame, gpd.GeoDataFrame]:
+def _event_tables(config: PipelineConfig, event: pd.Series, class_map: xr.DataArray, area_ha: float,
+                  error_matrix: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, gpd.GeoDataFrame]:
     """Before/after metrics, BACI effects and the zones (polygons) of one event."""
     settings = config.events
     masks, zones = events.zone_masks(event, class_map, radius_m=settings.zone_radius_m,
@@ -504,7 +508,7 @@ def _event_tables(config: PipelineConfig, event: pd.Series, class_map: xr.DataAr
     metrics = events.event_metrics_table(event, counts, config.classes, pixel_area_ha=area_ha, **windows)
     baci = events.baci_effects(event, class_map, masks, config.classes, pixel_area_ha=area_ha,
                                block_size_m=settings.block_size_m, n_bootstrap=settings.n_bootstrap,
-                               seed=settings.random_state, **windows)
+                               seed=settings.random_state, error_matrix=error_matrix, **windows)
     drawn = {zone: polygon for zone, polygon in zones.items() if not isinstance(polygon, str)}
     zones_frame = gpd.GeoDataFrame(
         {"aoi_id": [event.get("aoi_id")] * len(drawn), "event_id": [event["event_id"]] * len(drawn),

@@ -126,3 +126,30 @@ def test_control_ring_leaves_out_the_impact_zones():
     assert not ring.intersects(origin)
     full_annulus = np.pi * (2000**2 - 500**2)
     assert ring.area < full_annulus and ring.area > 0.8 * full_annulus
+
+
+def test_an_origin_outline_is_the_zone_itself():
+    event = EVENT.copy()
+    event["origin_wkt"] = gpd.GeoSeries([box(0, 0, 300, 600)], crs=CRS).to_crs(4326).iloc[0].wkt
+    zones = event_zones(event, radius_m=50, control_inner_m=1000, control_outer_m=2000, crs=CRS)
+    assert zones["origin_community"].iloc[0].area == pytest.approx(300 * 600, rel=1e-3)
+
+
+def test_baci_with_an_error_matrix_calibrates_shares_and_widens_the_interval():
+    class_map = _baci_map(5)
+    impact = np.zeros((20, 20), bool)
+    impact[:, :10] = True
+    event = EVENT.copy()
+    event["year_start"], event["year_end"] = 2012, 2012
+    errors = np.diag([20.0] * 6)
+    errors[5] = [0, 0, 0, 0, 10, 10]  # half of the sampled "mining" pixels were built-up on the ground
+    kwargs = dict(pixel_area_ha=0.01, years_before=2, years_after=1, block_size_m=20, n_bootstrap=400, seed=1)
+    masks = {"origin_community": impact, "control": ~impact}
+    plain = baci_effects(event, class_map, masks, DEFAULT_CLASSES, **kwargs)
+    calibrated = baci_effects(event, class_map, masks, DEFAULT_CLASSES, error_matrix=errors, **kwargs)
+    built = calibrated[(calibrated["zone"] == "origin_community") & (calibrated["class_code"] == 5)].iloc[0]
+    before = plain[(plain["zone"] == "origin_community") & (plain["class_code"] == 5)].iloc[0]
+    assert built["impact_share_after"] == pytest.approx(0.5) and built["effect_ha"] == pytest.approx(-1.0)
+    assert before["effect_ha"] == pytest.approx(-2.0)
+    assert built["ci95_low_ha"] < -1.0 < built["ci95_high_ha"]
+    assert built["ci95_high_ha"] - built["ci95_low_ha"] > before["ci95_high_ha"] - before["ci95_low_ha"]

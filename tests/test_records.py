@@ -65,3 +65,27 @@ def test_a_coordinate_out_of_range_names_the_event():
 def test_duplicate_event_ids_are_refused():
     with pytest.raises(InputError, match=r"event ids must be unique, repeated: \['a'\]"):
         normalise_events(pd.DataFrame({"event_id": ["a", "a"], "year_start": [2000, 2001]}))
+
+
+def test_an_outline_locates_a_zone_and_is_checked():
+    square = "POLYGON ((33.70 -16.10, 33.71 -16.10, 33.71 -16.09, 33.70 -16.09, 33.70 -16.10))"
+    events = normalise_events(pd.DataFrame({"event_id": ["a"], "year_start": [2010], "mine_lat": [-16.1],
+                                            "mine_lon": [33.6], "origin_wkt": [square]}))
+    assert events.loc[0, "allows_origin_zone"] and events.loc[0, "allows_baci"]
+    with pytest.raises(InputError, match="event 'a': origin_wkt must be a polygon, got Point"):
+        normalise_events(pd.DataFrame({"event_id": ["a"], "year_start": [2010], "origin_wkt": ["POINT (1 2)"]}))
+    with pytest.raises(InputError, match="event 'a': site_wkt is not in WGS84"):
+        normalise_events(pd.DataFrame({"event_id": ["a"], "year_start": [2010],
+                                       "site_wkt": ["POLYGON ((500000 0, 500100 0, 500100 100, 500000 0))"]}))
+
+
+def test_polygons_of_an_events_geopackage_become_origin_outlines(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    path = tmp_path / "events.gpkg"
+    gpd.GeoDataFrame({"event_id": ["a"], "year_start": [2010]}, geometry=[box(500000, 8200000, 500300, 8200300)],
+                     crs="EPSG:32736").to_file(path, driver="GPKG")
+    events = normalise_events(read_events(path))
+    outline = events.loc[0, "origin_wkt"]
+    assert outline.startswith("POLYGON ((33.") and events.loc[0, "allows_origin_zone"]

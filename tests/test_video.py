@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline import publish
+from pipeline.config import DEFAULT_CLASSES
 from pipeline.encode import write_timelapse
 from pipeline.render import (
     LegendEntry,
@@ -19,14 +20,7 @@ from pipeline.render import (
     colour_classes,
 )
 
-LEGEND = (
-    LegendEntry(1, "water", "#1f78b4"),
-    LegendEntry(2, "tree cover", "#33a02c"),
-    LegendEntry(3, "grass/shrub", "#b2df8a"),
-    LegendEntry(4, "cropland", "#ffd92f"),
-    LegendEntry(5, "built-up", "#e31a1c"),
-    LegendEntry(6, "bare ground & mining", "#8c6d31"),
-)
+LEGEND = tuple(LegendEntry(c.code, c.name, c.colour) for c in DEFAULT_CLASSES)
 SIZE = (960, 540)
 TIMING = Timing(fps=10, seconds_per_period=1.0, crossfade_seconds=0.3, intro_seconds=1.0,
                 outro_seconds=1.0, caption_seconds=1.5)
