@@ -43,7 +43,6 @@ __all__ = [
     "write_json",
     "atomic_path",
     "sha256",
-    "read_class_map",
     "read_training_data",
     "write_gpkg",
     "read_validation_sample",
@@ -282,11 +281,6 @@ def read_events(path: Path) -> pd.DataFrame:
     if missing:
         raise InputError(f"{path}: the events table lacks the column(s) {missing}")
     return events
-
-
-def read_class_map(path: Path) -> xr.DataArray:
-    """A class map written by the pipeline: (y, x) uint8 with its CRS and nodata."""
-    return rioxarray.open_rasterio(path).squeeze("band", drop=True)
 
 
 def _read_vector(path: Path, *, what: str) -> gpd.GeoDataFrame:
