@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv lock benchmark clean
+.PHONY: demo test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser
 
 venv: $(STAMP)
 
@@ -23,11 +23,35 @@ data/demo/.complete: $(STAMP) pipeline/demo.py
 demo: data/demo/.complete
 	$(BIN)/midr run configs/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Headless Chromium and its driver for tests/test_report_browser.py (Debian packages), unless on PATH.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "chromium and chromedriver are missing; as root run: apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver" >&2; exit 1; fi; \
+	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
 
 benchmark: data/demo/.complete
 	$(BIN)/python benchmarks/demo_run.py
+
+# eo-learn, a peer framework and a benchmark baseline, in its own venv (it pins geopandas<1)
+EOLEARN_STAMP := build/eolearn-venv/.installed-stamp
+$(EOLEARN_STAMP): benchmarks/eolearn/requirements.txt benchmarks/eolearn/setup.sh
+	PYTHON=$(PYTHON) bash benchmarks/eolearn/setup.sh
+eolearn-venv: $(EOLEARN_STAMP)
+
+# Per-stage throughput, 1 vs 2 workers on four AOIs, pipeline vs eager script vs eo-learn (benchmarks/README.md)
+BENCH_ARGS ?= --size 2000 --dates 20 --years 5
+benchmarks: $(STAMP) $(EOLEARN_STAMP)
+	$(BIN)/python benchmarks/stage_throughput.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/workers_speedup.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/compare_eager.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/ingest_memory.py
+
+benchmarks-small:
+	$(MAKE) benchmarks BENCH_ARGS="--size 500 --dates 8 --years 4"
 
 # Re-pin after changing dependencies in pyproject.toml: resolves into a scratch venv, writes the lock.
 lock:

@@ -3,20 +3,16 @@
     make benchmark            (or: .venv/bin/python benchmarks/demo_run.py [CONFIG])
 
 Prints: wall time of `midr run`, peak memory of the whole process tree (driver + Dask workers, sampled
-every 0.2 s), per-stage seconds from the manifest, and against the generator's truth: overall accuracy
-per period and the mining-class area error of the first and last period.
+every 0.2 s; `_common.measure`), per-stage seconds from the manifest, and against the generator's
+truth: overall accuracy per period and the mining-class area error of the first and last period.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import rioxarray
 
 from pipeline.change import pixel_area_ha
@@ -24,54 +20,26 @@ from pipeline.classify import compare_with_reference
 from pipeline.config import load_config
 from pipeline.results import open_run
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, load_average, machine, measure
+
 MINING = 6
-
-
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for p in [process, *process.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def run_and_measure(config_path: Path) -> tuple[float, int, int]:
-    midr = Path(sys.executable).with_name("midr")
-    start = time.perf_counter()
-    process = psutil.Popen([str(midr), "run", str(config_path)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    peak = 0
-
-    def sample() -> None:
-        nonlocal peak
-        while process.poll() is None:
-            peak = max(peak, _tree_rss(process))
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    sampler.join()
-    if process.returncode:
-        sys.exit(f"midr run failed ({process.returncode}):\n{stderr}")
-    return time.perf_counter() - start, peak, process.returncode
 
 
 def main() -> None:
     config_path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "configs" / "demo.yaml"
     config = load_config(config_path)
     truth_dir = config.classify.training.parent / "truth"
-    print(f"machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB")
-    seconds, peak, _ = run_and_measure(config_path)
-    print(f"midr run {config_path.name}: {seconds:.1f} s wall, peak memory {peak / 2**20:.0f} MiB "
-          "(driver + workers)")
+    print(f"machine: {machine()}; load average before: {load_average()}")
+    measured = measure([Path(sys.executable).with_name("midr"), "run", config_path]).check("midr run")
+    print(f"midr run {config_path.name}: {measured.seconds:.1f} s wall, peak memory "
+          f"{measured.peak_pss / 2**20:.0f} MiB PSS ({measured.peak_rss / 2**20:.0f} MiB RSS; driver + workers); "
+          f"load average after: {load_average()}")
     run = open_run(config.run_dir)
     for aoi_id in run.aoi_ids:
         stages = run.manifest["aois"][aoi_id]["stages"]
-        print(f"{aoi_id} stages (s): " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in stages.items()))
+        print(f"{aoi_id} stages (s): " + ", ".join(f"{k} {v.get('seconds', 0):.1f}"
+                                                    + (" (cached)" if v.get("cached") else "")
+                                                    for k, v in stages.items()))
         print(f"{aoi_id} hold-out accuracy: {run.accuracy(aoi_id)['overall_accuracy']:.3f}")
         if not truth_dir.exists():
             continue

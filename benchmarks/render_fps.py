@@ -35,8 +35,11 @@ import xarray as xr
 from pipeline import encode, events, io, render
 from pipeline.config import DaskConfig, DEFAULT_CLASSES
 from pipeline.results import open_run
-from pipeline.run import (_event_markers, _outline_pixels, _pixel_size_m, _video_captions,
-                          dask_client)
+from pipeline.cluster import dask_client
+from pipeline.timelapse import event_markers as _event_markers
+from pipeline.timelapse import ground_pixel_size_m as _pixel_size_m
+from pipeline.timelapse import outline_pixels as _outline_pixels
+from pipeline.timelapse import video_captions as _video_captions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (1920, 1080)
@@ -182,7 +185,7 @@ def main() -> None:
                 frames, seconds = ours(demo, Path(folder) / f"ours_{scheduler}.mp4",
                                        scheduler="threads" if scheduler == "threads" else "auto")
             rates[scheduler] = frames / seconds
-            print(f"midr-pipeline (NumPy+Pillow on {cluster}, libx264 {PRESET}): {frames} frames "
+            print(f"midr-pipeline (NumPy+Pillow on {cluster.description}, libx264 {PRESET}): {frames} frames "
                   f"{SIZE[0]}x{SIZE[1]} in {seconds:.1f} s = {rates[scheduler]:.1f} fps")
         base_frames, base_seconds = baseline(demo, Path(folder) / "baseline.mp4", args.baseline_frames)
     base_fps = base_frames / base_seconds

@@ -78,8 +78,10 @@ def transition_counts(class_map: xr.DataArray,
     for before, after in zip(periods[:-1], periods[1:]):
         pairs = class_map.sel(period=before).astype("int64") * _N_CODES + class_map.sel(period=after)
         counts.append(_bincount(pairs).reshape(_N_CODES, _N_CODES))
-    stacked = (da.stack(counts) if dask.is_dask_collection(class_map)
-               else np.stack(counts) if counts else np.zeros((0, _N_CODES, _N_CODES), "int64"))
+    if not counts:  # one period: no transition
+        stacked = np.zeros((0, _N_CODES, _N_CODES), "int64")
+    else:
+        stacked = da.stack(counts) if dask.is_dask_collection(class_map) else np.stack(counts)
     return xr.DataArray(
         stacked,
         coords={"period_from": ("step", periods[:-1]), "period_to": ("step", periods[1:]),

@@ -73,6 +73,9 @@ def training_samples(features: xr.DataArray, points: gpd.GeoDataFrame) -> tuple[
     known_period = labels["period"].isin(features["period"].values).to_numpy()
     keep = inside & known_period
     labels_kept = labels[keep].reset_index(drop=True)
+    if labels_kept.empty:  # (dask cannot pick zero points)
+        raise InputError(f"none of the {len(points)} labels lies inside the AOI's grid (or in a period with "
+                         "imagery); check the labels' CRS and location")
     labels_kept.attrs.update(dropped_outside=int((~inside).sum()),
                              dropped_period=int((inside & ~known_period).sum()))
     at = {dim: xr.DataArray(labels_kept[dim].to_numpy(), dims="sample") for dim in ("x", "y")}

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.config import config_schema, load_config
@@ -21,7 +22,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(err: PipelineError) -> None:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(err.exit_code)
 
 
@@ -38,9 +39,12 @@ def _setup_logging(verbose: bool) -> None:
 def run(
     config: Annotated[Path, typer.Argument(help="YAML config file")],
     scheduler: Annotated[str | None, typer.Option(help="address of an existing Dask scheduler")] = None,
+    force: Annotated[list[str] | None, typer.Option(
+        "--force", help="recompute a stage even if up to date: composite, classify, change, events, video, "
+                        "products or all (repeatable)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run every stage for every AOI of CONFIG."""
+    """Run every stage for every AOI of CONFIG; stages already done and up to date are skipped."""
     from pipeline.run import STAGES, run_pipeline
 
     _setup_logging(verbose)
@@ -52,18 +56,54 @@ def run(
 
             def progress(aoi_id: str, stage: str, status: str) -> None:
                 if aoi_id not in tasks:
-                    tasks[aoi_id] = bars.add_task(aoi_id, total=len(STAGES), stage="")
+                    tasks[aoi_id] = bars.add_task(aoi_id, total=len(STAGES) - 1, stage="")
                 bars.update(tasks[aoi_id], stage=f"{stage}: {status}",
-                            advance=1 if status == "done" else 0)
+                            advance=1 if status in ("done", "cached", "skipped") else 0)
 
-            result = run_pipeline(settings, scheduler=scheduler, progress=progress)
+            result = run_pipeline(settings, scheduler=scheduler, progress=progress, force=force or ())
     except PipelineError as err:
         _fail(err)
     for aoi_id, error in result.failed.items():
-        err_console.print(f"[bold red]failed:[/] aoi {aoi_id!r}: {error}", highlight=False)
-    done = len(result.manifest["aois"]) - len(result.failed)
-    err_console.print(f"{done} of {len(result.manifest['aois'])} AOI(s) done; outputs in {result.run_dir}")
-    raise typer.Exit(1 if result.failed else 0)
+        err_console.print(f"[bold red]error:[/] aoi {aoi_id!r}: {escape(error)}", highlight=False, soft_wrap=True)
+    n_aois = len(result.manifest["aois"])
+    done = n_aois - len(result.failed)
+    if result.stages_run == 0 and not result.failed:
+        err_console.print(f"nothing to do: every stage of the {n_aois} AOI(s) is up to date "
+                          f"({result.stages_cached} stages; --force STAGE or --force all recomputes); "
+                          f"outputs in {result.run_dir}", highlight=False)
+    else:
+        err_console.print(f"{done} of {n_aois} AOI(s) done ({result.stages_run} stages run, "
+                          f"{result.stages_cached} up to date); outputs in {result.run_dir}", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def provenance(path: Annotated[Path, typer.Argument(help="an output file of a run")]) -> None:
+    """Tell what produced an output file: run, AOI, stage, inputs, config, versions, cluster."""
+    from pipeline.provenance import describe_output
+
+    try:
+        found = describe_output(path)
+    except PipelineError as err:
+        _fail(err)
+    where = f"aoi {found['aoi_id']!r}, " if found["aoi_id"] else ""
+    lines = [
+        f"file        {found['file']}",
+        f"run         {found['run_name']} ({found['run_dir']}), {found['started']} -> {found['finished'] or 'unfinished'}",
+        f"written by  {where}stage {found['stage']} ({found['status']}{', reused from an earlier run' if found['cached'] else ''})",
+        f"stage key   {found['key']}",
+        f"sha256      {found['sha256_recorded']} "
+        + ("(the file is unchanged)" if found["unchanged"] else "(THE FILE HAS CHANGED since the run wrote it)"),
+        f"config      {found['config_file']} (sha256 of the parsed config {found['config_sha256']})",
+        f"seeds       {', '.join(f'{k}={v}' for k, v in (found['seeds'] or {}).items()) or '-'}",
+        f"cluster     {(found['cluster'] or {}).get('description', '-')}",
+        "versions    " + ", ".join(f"{k} {v}" for k, v in (found["versions"] or {}).items()),
+        f"inputs      {len(found['inputs'])} file(s) read by this stage:",
+        *[f"  {i['sha256'][:16]}  {i['size']:>12,d}  {i['path']}" for i in found["inputs"][:50]],
+    ]
+    if len(found["inputs"]) > 50:
+        lines.append(f"  ... and {len(found['inputs']) - 50} more (manifest.json lists them all)")
+    typer.echo("\n".join(lines))
 
 
 @app.command()
@@ -87,6 +127,20 @@ def export(run_dir: Annotated[Path, typer.Argument(help="a run's folder, e.g. ou
     except PipelineError as err:
         _fail(err)
     typer.echo(f"{len(written)} files written under {run_dir}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run's folder, e.g. outputs/demo")]) -> None:
+    """Write a finished run's HTML report: RUN_DIR/report/index.html and a page per AOI (opens from disk)."""
+    from pipeline.report import write_report
+    from pipeline.results import OutputLayout
+
+    _setup_logging(False)
+    try:
+        written = write_report(run_dir)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"{len(written)} files written; open {OutputLayout(run_dir).report_index}")
 
 
 @app.command()

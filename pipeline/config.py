@@ -376,14 +376,51 @@ class VideoConfig(Strict):
         return self.width or preset_width, self.height or preset_height
 
 
+class JobqueueConfig(Strict):
+    """An HPC batch cluster (dask-jobqueue): each job runs `processes` Dask workers on one node."""
+
+    jobs: int = Field(2, ge=1, description="batch jobs to submit (nodes or node slices)")
+    cores: int = Field(8, ge=1, description="cores per job")
+    memory: str = Field("32GiB", description="memory per job")
+    processes: int = Field(1, ge=1, description="Dask worker processes per job (the job's cores and memory are "
+                                              "shared between them)")
+    queue: str | None = Field(None, description="partition (SLURM) or queue (PBS)")
+    account: str | None = Field(None, description="account / project to charge")
+    walltime: str = Field("02:00:00", pattern=r"^\d+:\d{2}:\d{2}$", description="HH:MM:SS per job")
+    job_extra_directives: list[str] = Field(default_factory=list,
+                                            description="extra #SBATCH / #PBS lines, e.g. ['--qos=normal']")
+    job_script_prologue: list[str] = Field(default_factory=list,
+                                           description="shell lines before the worker starts, e.g. "
+                                                       "['source /path/to/midr/.venv/bin/activate']")
+    local_directory: str | None = Field(None, description="node-local scratch for spilling, e.g. $TMPDIR")
+    interface: str | None = Field(None, description="network interface of the nodes, e.g. ib0")
+
+
 class DaskConfig(Strict):
     scheduler: str | None = Field(None, description="address of an existing scheduler, e.g. tcp://host:8786")
-    cluster: Literal["local", "threads"] = Field(
-        "local", description="local: a local distributed cluster; threads: no cluster, one process"
+    cluster: Literal["local", "threads", "slurm", "pbs"] = Field(
+        "local", description="local: a local distributed cluster; threads: no cluster, one process; slurm/pbs: "
+                             "workers as batch jobs (dask-jobqueue, see `jobqueue`)"
     )
-    n_workers: int = Field(2, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
-    memory_limit: str = "4GiB"
+    n_workers: int = Field(2, ge=1, description="local cluster: worker processes")
+    threads_per_worker: int = Field(1, ge=1, description="local cluster: threads per worker")
+    memory_limit: str = Field("4GiB", description="local cluster: memory per worker; the run's memory plan is "
+                                                  "checked against it before anything starts")
+    parallel_aois: int | None = Field(None, ge=1, description="AOIs processed at the same time; default: one "
+                                                              "per worker, at most 4")
+    dashboard: bool = Field(True, description="local cluster: serve the Dask dashboard (link printed at start)")
+    jobqueue: JobqueueConfig = JobqueueConfig()
+
+    @field_validator("memory_limit", mode="after")
+    @classmethod
+    def _bytes(cls, value: str) -> str:
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(value)
+        except ValueError:
+            raise ValueError(f"not a memory size: {value!r} (e.g. 4GiB, 2000MB)") from None
+        return value
 
 
 class PipelineConfig(Strict):
@@ -427,8 +464,17 @@ def _format_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{where}: {e['msg']}")
+        parts.append(f"{where}: {e['msg']}{_given(e)}")
     return "; ".join(parts)
+
+
+def _given(error: dict) -> str:
+    """' (got 'ten')': the value at fault, where it is a scalar the message does not already show."""
+    value = error.get("input")
+    if error["type"] in ("missing", "extra_forbidden") or not isinstance(value, (str, int, float, bool)):
+        return ""
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return "" if shown in error["msg"] else f" (got {shown})"
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -1,6 +1,6 @@
 """Errors the CLI turns into one clear line and a non-zero exit code."""
 
-__all__ = ["PipelineError", "ConfigError", "InputError"]
+__all__ = ["PipelineError", "ConfigError", "InputError", "OutputError"]
 
 
 class PipelineError(Exception):
@@ -17,5 +17,11 @@ class ConfigError(PipelineError):
 
 class InputError(PipelineError):
     """An input file (scene, AOI, events, training data) is missing or unusable."""
+
+    exit_code = 2
+
+
+class OutputError(PipelineError):
+    """An output file cannot be written: the disk is full, or the output folder is not writable."""
 
     exit_code = 2

@@ -8,6 +8,7 @@ the origin community, and an optional `aoi_id` column links a record to an AOI b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Literal
 
@@ -22,6 +23,8 @@ from rasterio.features import geometry_mask
 from pipeline.change import class_pixel_counts
 from pipeline.config import ClassDef
 from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ZONES", "EVENT_METRICS_COLUMNS", "BACI_COLUMNS", "link_events", "event_zones", "zone_mask", "zone_masks",
            "zone_pixel_counts", "event_metrics_table", "event_periods", "baci_effects", "event_caption"]
@@ -136,14 +139,20 @@ def event_periods(event: pd.Series, periods: Sequence[int], *, years_before: int
     end = year_end, or year_start where the record gives no end; start = year_start, or year_end
     where the record gives no start. A record with neither year has empty windows.
     """
-    start = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
-    end = event.get("year_end") if pd.notna(event.get("year_end")) else start
-    if pd.isna(start):
+    years = _event_years(event)
+    if years is None:
         return [], []
-    start, end = int(start), int(end)
+    start, end = years
     before = [p for p in periods if start - years_before <= p <= start - 1]
     after = [p for p in periods if end + 1 <= p <= end + years_after]
     return before, after
+
+
+def _event_years(event: pd.Series) -> tuple[int, int] | None:
+    """(start, end) year of an event as `event_periods` reads them; None without any year."""
+    start = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
+    end = event.get("year_end") if pd.notna(event.get("year_end")) else start
+    return None if pd.isna(start) else (int(start), int(end))
 
 
 def event_metrics_table(
@@ -163,6 +172,7 @@ def event_metrics_table(
     """
     rows = []
     base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"]}
+    warned = False
     for zone, counts in zone_counts.items():
         if isinstance(counts, str):
             rows.append(base | {"zone": zone, "status": counts})
@@ -171,7 +181,13 @@ def event_metrics_table(
         before, after = event_periods(event, periods, years_before=years_before, years_after=years_after)
         codes = [c.code for c in classes]
         zone_ha = float(counts.sel(class_code=codes).sum("class_code").max()) * pixel_area_ha
-        status = _window_status(before, after)
+        status = _window_status(event, periods, before, after, years_before=years_before, years_after=years_after)
+        if status != "ok" and not warned:  # an event table spans many mines and years: report, go on
+            years = _event_years(event)
+            when = "" if years is None else f" ({_span(sorted(set(years)))})"
+            log.warning("aoi %r: event %r%s %s; see its status in event_metrics.csv and baci.csv",
+                        event.get("aoi_id"), event["event_id"], when, status)
+            warned = True
         for c in classes:
             area = counts.sel(class_code=c.code) * pixel_area_ha
             area_before = float(area.sel(period=before).mean()) if before else np.nan
@@ -185,12 +201,20 @@ def event_metrics_table(
     return pd.DataFrame(rows, columns=EVENT_METRICS_COLUMNS)
 
 
-def _window_status(before: Sequence[int], after: Sequence[int]) -> str:
+def _window_status(event: pd.Series, periods: Sequence[int], before: Sequence[int], after: Sequence[int], *,
+                   years_before: int, years_after: int) -> str:
+    """"ok", or why the event cannot be compared before and after: no year, or an empty window (e.g.
+    an event outside the years of the imagery)."""
     if before and after:
         return "ok"
-    if not before and not after:
-        return "no periods in the before and after windows (or no year in the record)"
-    return f"no periods in the {'before' if not before else 'after'} window"
+    years = _event_years(event)
+    if years is None:
+        return "not analysable: no year (year_start, year_end) in the record"
+    start, end = years
+    windows = {"before": (before, start - years_before, start - 1), "after": (after, end + 1, end + years_after)}
+    empty = " or ".join(f"the {name} window ({_span(sorted({low, high}))})"
+                        for name, (found, low, high) in windows.items() if not found)
+    return f"not analysable: no period of the imagery ({_span(sorted(periods))}) in {empty}"
 
 
 def _span(periods: Sequence[int]) -> str:
@@ -302,7 +326,7 @@ def baci_effects(
             "periods_before": _span(before), "periods_after": _span(after)}
     control = zone_masks.get("control")
     impact_zones = {z: m for z, m in zone_masks.items() if z != "control"}
-    status = _window_status(before, after)
+    status = _window_status(event, periods, before, after, years_before=years_before, years_after=years_after)
     if isinstance(control, str) or control is None:
         status = f"no control zone ({control})"
     elif not control.any():

@@ -1,7 +1,7 @@
 """`midr export RUN_DIR`: a finished run's tables gathered over all AOIs and written for other tools.
 
     exports/<table>.csv and .parquet     every per-AOI table, all AOIs together
-    exports/event_zones.gpkg             layer "event_zones": zones with their BACI effects
+    exports/event_zones.gpkg             layer "event zones with BACI effects" (as QGIS lists it)
     exports/events.sav                   SPSS: one row per event x zone x class, labelled
     exports/kumu.json                    Kumu network of companies, mines, events, communities, sites
     summary/effects_by_indicator.csv     BACI effects by country, company, commodity, stage, event type
@@ -22,13 +22,16 @@ import pandas as pd
 from pipeline import exports, io
 from pipeline.results import OutputLayout, RunOutputs, open_run
 
-__all__ = ["export_run", "HEADLINE_EFFECTS"]
+__all__ = ["export_run", "HEADLINE_EFFECTS", "EVENT_ZONES_LAYER"]
 
 log = logging.getLogger(__name__)
 
 # (zone, class name) pairs charted and carried on the Kumu connections
 HEADLINE_EFFECTS = (("origin_community", "built-up"), ("origin_community", "cropland"),
                     ("resettlement_site", "built-up"), ("resettlement_site", "cropland"))
+
+# the layer name of exports/event_zones.gpkg: what QGIS shows in its layer panel
+EVENT_ZONES_LAYER = "event zones with BACI effects"
 
 # table -> the stage that writes it
 _TABLES = {"class_area": "change", "transitions": "change", "transitions_first_last": "change",
@@ -82,7 +85,7 @@ def _event_exports(run, done: list[str], baci: pd.DataFrame, linked: pd.DataFram
         frame = frame.merge(wide, on=["event_id", "zone"], how="left")
         frame = frame.merge(linked[["event_id", *exports.INDICATORS]], on="event_id", how="left")
         path = layout.exports / "event_zones.gpkg"
-        io.write_gpkg(gpd.GeoDataFrame(frame, geometry="geometry", crs=4326), path, layer="event_zones")
+        io.write_gpkg(gpd.GeoDataFrame(frame, geometry="geometry", crs=4326), path, layer=EVENT_ZONES_LAYER)
         written.append(path)
     class_names = {c.code: c.name for c in run.classes}
     table, labels, value_labels = exports.spss_table(baci, linked, class_names)

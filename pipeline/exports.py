@@ -12,10 +12,7 @@ import re
 from collections.abc import Sequence
 
 import geopandas as gpd
-import matplotlib
-
-matplotlib.use("Agg")  # exports run headless, in workers and CI
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402

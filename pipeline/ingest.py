@@ -35,6 +35,7 @@ from pipeline.sensors import HARMONISATION, MASK_CODES, MASK_NODATA, SensorProfi
 __all__ = [
     "aoi_mask",
     "apply_mask_classes",
+    "check_bands",
     "drop_empty_scenes",
     "files_stack",
     "items_stack",
@@ -213,16 +214,11 @@ def files_stack(
         raster, geobox, same_crs = opened[path]
         return raster.data[index - 1], raster.attrs.get("nodata"), geobox, same_crs
 
+    check_bands(scenes, profile, key=key)
     layers, kept = [], []
     for scene in scenes:
         wanted = dict(profile.bands_for(scene.scene_id))
         mask_band = profile.mask_band if profile.mask else None
-        missing = [n for n in [*wanted.values(), *([mask_band] if mask_band else [])] if n not in scene.layers]
-        if missing:
-            files = sorted({str(p) for p, _ in scene.layers.values()})
-            raise InputError(
-                f"{', '.join(files)}: scene {scene.scene_id!r} lacks the band(s) {missing} that {key} "
-                f"(sensor {profile.name!r}) needs; it has {sorted(scene.layers)} ({key}.bands / mask)")
         _, _, geobox, _ = layer(*scene.layers[next(iter(wanted.values()))])
         if not geobox.extent.intersects(grid.extent.to_crs(geobox.crs)):
             log.info("%s: scene %s does not overlap the AOI; left out", key, scene.scene_id)
@@ -249,6 +245,20 @@ def files_stack(
         return None
     times = pd.DatetimeIndex([_scene_time(s.when) for s in kept], name="time")
     return _to_dataset(layers, times, [s.scene_id for s in kept], grid)
+
+
+def check_bands(scenes: Sequence[io.SceneFiles], profile: SensorProfile, *, key: str = "ingest") -> None:
+    """Raise InputError naming the file(s) of the first scene that lacks a band (or the quality band)
+    the profile needs. Looks at the listed band names only; nothing is read."""
+    mask_band = profile.mask_band if profile.mask else None
+    for scene in scenes:
+        wanted = [*dict(profile.bands_for(scene.scene_id)).values(), *([mask_band] if mask_band else [])]
+        missing = [n for n in wanted if n not in scene.layers]
+        if missing:
+            files = sorted({str(p) for p, _ in scene.layers.values()})
+            raise InputError(
+                f"{', '.join(files)}: scene {scene.scene_id!r} lacks the band(s) {missing} that {key} "
+                f"(sensor {profile.name!r}) needs; it has {sorted(scene.layers)} ({key}.bands / mask)")
 
 
 # ---------------------------------------------------------------------------------------- STAC

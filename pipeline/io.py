@@ -8,6 +8,8 @@ target folder that is renamed into place only when complete: no half-written fil
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import glob
 import hashlib
 import json
@@ -29,7 +31,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.errors import RasterioIOError
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, OutputError
 
 __all__ = [
     "SceneFiles",
@@ -137,14 +139,60 @@ def _read_header(path: Path, *, key: str, on_error: str):
             if src.crs is None:
                 problem = f"{path}: has no CRS; the pipeline needs georeferenced scenes"
             else:
-                return (list(src.descriptions), src.tags(),
-                        [src.tags(i) for i in range(1, src.count + 1)])
+                problem = _truncated(src, path)
+                if problem is None:
+                    return (list(src.descriptions), src.tags(),
+                            [src.tags(i) for i in range(1, src.count + 1)])
     except (RasterioIOError, OSError) as err:
-        problem = f"{path}: cannot open as a raster ({err})"
+        problem = f"{path}: cannot open as a raster ({_one_line(err)})"
+        if _looks_like_tiff(path):
+            problem += "; the file looks truncated or corrupt (copy or download it again)"
     if on_error == "skip":
         log.warning("%s; skipped (%s.on_error: skip)", problem, key)
         return None
+    if key == "ingest":  # the ingest.scenes shorthand has no on_error of its own
+        raise InputError(f"{problem} (to skip such files, give the scenes as ingest.sources with on_error: skip)")
     raise InputError(f"{problem} (set {key}.on_error: skip to skip such files)")
+
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF, both byte orders
+
+
+def _looks_like_tiff(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) in _TIFF_MAGIC
+    except OSError:
+        return False
+
+
+def _truncated(src, path: Path) -> str | None:
+    """Why a (Geo)TIFF whose header reads is cut short, or None: the last block of each band must end
+    within the file. Reads a few header entries, no pixels; other formats are not checked."""
+    if src.driver not in ("GTiff", "COG"):
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    end = 0
+    bands = range(1, src.count + 1) if getattr(src.interleaving, "value", None) == "BAND" else [1]
+    for band in bands:
+        block_y, block_x = src.block_shapes[band - 1]
+        last = f"{-(-src.width // block_x) - 1}_{-(-src.height // block_y) - 1}"
+        offset = src.get_tag_item(f"BLOCK_OFFSET_{last}", "TIFF", bidx=band)
+        length = src.get_tag_item(f"BLOCK_SIZE_{last}", "TIFF", bidx=band)
+        if offset and length:
+            end = max(end, int(offset) + int(length))
+    if end > size:
+        return (f"{path}: is truncated: its pixel data end at byte {end} but the file has {size} bytes "
+                "(copy or download it again)")
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's text on one line (GDAL messages may hold line breaks)."""
+    return " ".join(str(err).split())
 
 
 def _name_time(path: Path, regex: re.Pattern, date_format: str, key: str, date_pattern: str) -> datetime:
@@ -226,8 +274,14 @@ def _split(size: int, chunk: int) -> tuple[int, ...]:
 def _read_block(*, path: str, block_info=None) -> np.ndarray:
     """One chunk of `open_raster`: the window of bands, rows and columns dask asks for."""
     (b0, b1), (r0, r1), (c0, c1) = block_info[None]["array-location"]
-    with rasterio.open(path) as src:
-        return src.read(list(range(b0 + 1, b1 + 1)), window=((r0, r1), (c0, c1)))
+    try:
+        with rasterio.open(path) as src:
+            return src.read(list(range(b0 + 1, b1 + 1)), window=((r0, r1), (c0, c1)))
+    except (RasterioIOError, OSError) as err:  # a file cut short or damaged after its header was read
+        cause = f"{_one_line(err)}{f': {_one_line(err.__cause__)}' if err.__cause__ else ''}"
+        bands = f"band {b1}" if b1 - b0 == 1 else f"bands {b0 + 1}-{b1}"
+        raise InputError(f"{path}: cannot read {bands}, rows {r0}-{r1 - 1} ({cause}); the file looks "
+                         "truncated or corrupt (copy or download it again)") from None
 
 
 def open_layer(path: Path | str, band: int, *, chunk_size: int) -> xr.DataArray:
@@ -239,7 +293,7 @@ def read_aois(path: Path, *, id_field: str) -> gpd.GeoDataFrame:
     """Mine areas (one polygon feature per AOI) with a unique id column `aoi_id`."""
     aois = _read_vector(path, what="AOI file (aoi.path)")
     if aois.empty:
-        raise InputError(f"{path}: the AOI file has no features")
+        raise InputError(f"{path}: the AOI file has no features; it needs one polygon per mine area (aoi.path)")
     if id_field not in aois.columns:
         raise InputError(
             f"{path}: no field {id_field!r} (aoi.id_field); fields are {sorted(map(str, aois.columns))}"
@@ -279,7 +333,8 @@ def read_events(path: Path) -> pd.DataFrame:
     required = ["event_id", "year_start"]
     missing = [c for c in required if c not in events.columns]
     if missing:
-        raise InputError(f"{path}: the events table lacks the column(s) {missing}")
+        raise InputError(f"{path}: the events table lacks the column(s) {missing} (events.path; every "
+                         f"table needs {required}, columns found: {sorted(map(str, events.columns))})")
     return events
 
 
@@ -297,15 +352,45 @@ def _read_vector(path: Path, *, what: str) -> gpd.GeoDataFrame:
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed to `path` when the block ends without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A temporary path beside `path`, renamed to `path` when the block ends without error.
+
+    However the block fails, the temporary file is removed and a previous file at `path` is left as it
+    was. A full disk, or a folder that cannot be written, raises OutputError naming `path`.
+    """
     tmp = path.with_name(f".{path.stem}.part{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+        note_written(path)
+    except Exception as err:
+        code = getattr(err, "errno", None) if isinstance(err, OSError) else None
+        # GDAL (rasterio) reports a full disk without an errno: then the free space tells
+        if code in _DISK_FULL or (code is None and not isinstance(err, OutputError) and _disk_full(path.parent)):
+            raise OutputError(f"disk full while writing {path} (No space left on device); the previous "
+                              f"{path.name}, if any, is unchanged: free some space and run again") from err
+        if code in _NOT_WRITABLE:
+            raise OutputError(f"cannot write {path} ({err.strerror}); check that the output folder "
+                              "(output_dir) is a writable folder") from err
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST}
+_ALMOST_FULL = 16 * 2**20  # bytes: less than a few of GDAL's blocks left
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of `folder` has (almost) no space left for this user."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # no folder, or no statvfs (Windows)
+        return False
+    blocks = stats.f_bfree if os.geteuid() == 0 else stats.f_bavail  # root may use the reserved blocks
+    return blocks * stats.f_frsize < _ALMOST_FULL
 
 
 def write_cog(
@@ -369,9 +454,14 @@ def sha256(path: Path) -> str:
 # ------------------------------------------------------------------ classification inputs and outputs
 
 
-def read_training_data(path: Path, *, class_field: str, period_field: str | None) -> gpd.GeoDataFrame:
+def read_training_data(path: Path, *, class_field: str, period_field: str | None,
+                       class_codes: Sequence[int] | None = None, merge_classes: dict[int, int] | None = None,
+                       ignore_classes: Sequence[int] = ()) -> gpd.GeoDataFrame:
     """Labelled points or polygons (GPKG/GeoJSON/Shapefile) with an integer `class_code` and, where
-    given, a `period` (year) column. Polygons are sampled to pixels later (classify.polygon_pixels)."""
+    given, a `period` (year) column. Polygons are sampled to pixels later (classify.polygon_pixels).
+
+    With `class_codes` (the config's classes), a label whose code, after `ignore_classes` and
+    `merge_classes`, is not one of them raises InputError: once, before any AOI runs."""
     labels = _read_vector(path, what="training data (classify.training)")
     for name in (class_field, period_field):
         if name is not None and name not in labels.columns:
@@ -389,11 +479,21 @@ def read_training_data(path: Path, *, class_field: str, period_field: str | None
             labels["period"] = labels["period"].astype(int)
     except (TypeError, ValueError) as err:
         raise InputError(f"{path}: field {class_field!r} or {period_field!r} is not an integer ({err})") from None
+    if class_codes is not None:
+        kept = labels["class_code"][~labels["class_code"].isin(list(ignore_classes))]
+        codes = kept.replace(merge_classes or {})
+        unknown = sorted(int(c) for c in set(codes) - set(class_codes))
+        if unknown:
+            raise InputError(
+                f"{path}: {int(codes.isin(unknown).sum())} label(s) have class codes {unknown} (field "
+                f"{class_field!r}) that are not in the config's classes {sorted(class_codes)}; add them to "
+                "`classes`, map them with classify.merge_classes or leave them out with classify.ignore_classes")
     return labels
 
 
 def write_gpkg(table: gpd.GeoDataFrame, path: Path, *, layer: str) -> None:
     """A GeoPackage with one layer, written atomically."""
+    _fixed_gpkg_date()
     with atomic_path(path) as tmp:
         table.to_file(tmp, layer=layer, driver="GPKG")
 
@@ -437,6 +537,17 @@ def write_parquet(table: pd.DataFrame, path: Path) -> None:
         table.to_parquet(tmp, index=False)
 
 
+_SAV_CREATED = 92  # offset of creation_date (9 bytes) and creation_time (8 bytes) in the .sav header
+
+
+def _fixed_gpkg_date() -> None:
+    """GeoPackages stamp their layers with the time of writing: fix it (for the whole process; GDAL reads
+    the option at write time) so equal runs write equal files."""
+    import pyogrio
+
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "1970-01-01T00:00:00.000Z"})
+
+
 def write_sav(table: pd.DataFrame, path: Path, *, column_labels: dict[str, str],
               value_labels: dict[str, dict]) -> None:
     """An SPSS .sav with variable labels and value labels (pyreadstat)."""
@@ -445,9 +556,35 @@ def write_sav(table: pd.DataFrame, path: Path, *, column_labels: dict[str, str],
     with atomic_path(path) as tmp:
         pyreadstat.write_sav(table, str(tmp), column_labels=column_labels,
                              variable_value_labels={k: v for k, v in value_labels.items() if k in table.columns})
+        with open(tmp, "r+b") as stream:  # the header's creation date and time: fixed, so equal runs give equal files
+            stream.seek(_SAV_CREATED)
+            stream.write(b"01 Jan 7000:00:00")
 
 
 def write_figure(figure, path: Path, *, dpi: int = 150) -> None:
     """A matplotlib figure as PNG."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=dpi, format="png")
+
+
+# ------------------------------------------------------------------------- what a stage wrote
+
+_WRITTEN: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("written", default=None)
+
+
+@contextlib.contextmanager
+def written_files() -> Iterator[list[Path]]:
+    """Collect the paths of every file written (renamed into place) in this thread while the block runs."""
+    collected: list[Path] = []
+    token = _WRITTEN.set(collected)
+    try:
+        yield collected
+    finally:
+        _WRITTEN.reset(token)
+
+
+def note_written(path: Path) -> None:
+    """Tell the active `written_files` block about a file written without `atomic_path`."""
+    collected = _WRITTEN.get()
+    if collected is not None:
+        collected.append(Path(path))

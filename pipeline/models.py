@@ -165,7 +165,35 @@ def dump_model(model: BaseEstimator) -> bytes:
     """The model as skops bytes (no pickle)."""
     import skops.io as sio
 
-    return sio.dumps(model)
+    return _fixed_zip_times(sio.dumps(model))
+
+
+def _fixed_zip_times(archive: bytes) -> bytes:
+    """The skops archive made canonical, so the same model gives the same bytes: skops names objects by
+    their memory address (`"__id__": 1404...`, `"file": "1404....npy"`); these become 1, 2, 3... in
+    order of appearance, and every member is dated 1980-01-01."""
+    import io as bytes_io
+    import re
+    import zipfile
+
+    source = zipfile.ZipFile(bytes_io.BytesIO(archive))
+    schema = source.read("schema.json").decode()
+    numbers: dict[str, str] = {}
+    for match in re.finditer(r'"__id__": (\d+)|"file": "(\d+)\.npy"', schema):
+        numbers.setdefault(match.group(1) or match.group(2), str(len(numbers) + 1))
+    schema = re.sub(r'("__id__": )(\d+)', lambda m: m.group(1) + numbers[m.group(2)], schema)
+    schema = re.sub(r'("file": ")(\d+)(\.npy")', lambda m: m.group(1) + numbers[m.group(2)] + m.group(3), schema)
+    members = {"schema.json": schema.encode()}
+    for info in source.infolist():
+        stem = info.filename.removesuffix(".npy")
+        if info.filename != "schema.json":
+            members[f"{numbers.get(stem, stem)}.npy"] = source.read(info)
+    target = bytes_io.BytesIO()
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for name in sorted(members):
+            out.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), members[name],
+                         compress_type=zipfile.ZIP_DEFLATED)
+    return target.getvalue()
 
 
 def load_model(data: bytes, *, trusted: Sequence[str] = (), source: str = "model") -> BaseEstimator:

@@ -130,6 +130,44 @@ class OutputLayout:
         """Title, description (sources) and chapter timestamps to paste into YouTube."""
         return self.aoi_dir(aoi_id) / "video" / "youtube.txt"
 
+    def class_map_style(self, aoi_id: str, period: int) -> Path:
+        """The QGIS style (.qml) beside a class map: QGIS applies it when the map is loaded."""
+        return self.class_map(aoi_id, period).with_suffix(".qml")
+
+    def confidence_style(self, aoi_id: str, period: int) -> Path:
+        return self.confidence(aoi_id, period).with_suffix(".qml")
+
+    def first_change_year_style(self, aoi_id: str) -> Path:
+        return self.first_change_year(aoi_id).with_suffix(".qml")
+
+    @property
+    def effects_by_indicator(self) -> Path:
+        """BACI effects by country, company, commodity, lifecycle stage and event type (all AOIs)."""
+        return self.summary / "effects_by_indicator.csv"
+
+    @property
+    def report(self) -> Path:
+        """The run's HTML report (`midr report`): index.html, one page per AOI, assets/."""
+        return self.run_dir / "report"
+
+    @property
+    def report_index(self) -> Path:
+        """The report's overview page: every AOI, the run's provenance, links to the run summaries."""
+        return self.report / "index.html"
+
+    def report_page(self, aoi_id: str) -> Path:
+        """One AOI's report page (an AOI named "index" gets "index_aoi.html")."""
+        return self.report / f"{aoi_id if aoi_id != 'index' else 'index_aoi'}.html"
+
+    def report_assets(self, aoi_id: str | None = None) -> Path:
+        """The report's style sheet and, for an AOI, its charts and class-map previews."""
+        return self.report / "assets" if aoi_id is None else self.report / "assets" / aoi_id
+
+    @property
+    def stac_catalog(self) -> Path:
+        """The run's outputs as a self-contained static STAC catalog (pipeline.catalog, docs/outputs.md)."""
+        return self.run_dir / "stac" / "catalog.json"
+
 
 @dataclass(frozen=True)
 class RunOutputs:

@@ -79,7 +79,10 @@ def source_profile(source: FilesSourceConfig | StacSourceConfig) -> SensorProfil
 
 def list_sources(ingest_config: IngestConfig, cloud_mask: CloudMaskConfig, *,
                  scenes_glob: str | None = None) -> list[ListedSource]:
-    """Every source with its profile; files sources with their scenes (headers read, not pixels)."""
+    """Every source with its profile; files sources with their scenes (headers read, not pixels).
+
+    Raises InputError for a file that is unreadable, truncated, without CRS, or lacks a band the source
+    needs: all before the run writes anything."""
     listed = []
     for key, source in sources_of(ingest_config, cloud_mask, scenes_glob=scenes_glob):
         profile = source_profile(source)
@@ -92,6 +95,7 @@ def list_sources(ingest_config: IngestConfig, cloud_mask: CloudMaskConfig, *,
                 band_pattern=source.band_pattern or (profile.band_pattern if source.layout == "band-per-file"
                                                      else None),
                 date_from=source.date_from, key=key, on_error=source.on_error)
+            ingest.check_bands(scenes, profile, key=key)  # before any output, not when the AOI runs
         listed.append(ListedSource(key, source, profile, scenes))
     return listed
 
@@ -156,7 +160,7 @@ def _reference_grid(listed: Sequence[ListedSource], items: dict, *, chunk_size: 
             return io.open_layer(path, band, chunk_size=chunk_size).odc.geobox
         if items.get(source.key):
             item = items[source.key][0]
-            asset = item.assets[next(iter(source.profile.stac_bands.values()))]
-            return io.open_layer(asset.get_absolute_href(), 1, chunk_size=chunk_size).odc.geobox
+            key, band = stac.find_band(item, next(iter(source.profile.stac_bands.values())))
+            return io.open_layer(item.assets[key].get_absolute_href(), band, chunk_size=chunk_size).odc.geobox
     keys = ", ".join(s.key for s in listed)
     raise InputError(f"aoi {aoi_id!r}: no scene or STAC item found in {keys}")

@@ -3,6 +3,8 @@ assets lazily onto the AOI's grid with odc-stac.
 
 Both ways end in the same `load_items`, so a static catalog built in a test exercises the API path's
 loading. Assets should carry `raster:bands` (data type, nodata): without it odc-stac turns 0 into NaN.
+A band is an asset (by key) or, as odc-stac resolves it, a band of a multi-band asset named in its
+`eo:bands` (`name` or `common_name`): e.g. `red` of a run's own catalog's `composite` asset.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from shapely.geometry import box, shape
 
 from pipeline.errors import InputError
 
-__all__ = ["check_assets", "load_items", "search_items"]
+__all__ = ["check_assets", "find_band", "load_items", "search_items"]
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,32 @@ def _matches(item, *, collection, bbox, datetime, max_cloud_cover) -> bool:
 
 def check_assets(items: Sequence, assets: Sequence[str], *, key: str = "ingest.sources") -> None:
     """Raise InputError naming the items and assets when an item lacks an asset the profile needs."""
-    missing = sorted({a for item in items for a in assets if a not in item.assets})
+    missing = sorted({a for item in items for a in assets if find_band(item, a) is None})
     if missing:
-        lacking = [item.id for item in items if any(a not in item.assets for a in assets)]
+        lacking = [item.id for item in items if any(find_band(item, a) is None for a in assets)]
         have = sorted(items[0].assets) if items else []
         raise InputError(f"STAC items {lacking[:3]} lack the asset(s) {missing} ({key}.bands / mask); "
                          f"assets are {have}")
+
+
+def find_band(item, name: str) -> tuple[str, int] | None:
+    """(asset key, 1-based band) where odc-stac finds band `name` of an item: the asset of that key,
+    else the band of an asset whose `eo:bands` name (or common name) it is (assets with fewer bands
+    first, then by key); None when the item has no such band."""
+    from pystac.errors import ExtensionNotImplemented
+    from pystac.extensions.eo import EOExtension
+
+    if name in item.assets:
+        return name, 1
+    found = []
+    for key, asset in item.assets.items():
+        try:
+            bands = EOExtension.ext(asset).bands or []
+        except ExtensionNotImplemented:
+            continue
+        found += [(len(bands), key, i) for i, band in enumerate(bands, start=1)
+                  if name in (band.name, band.common_name)]
+    return min(found)[1:] if found else None
 
 
 def load_items(

@@ -13,7 +13,7 @@ import rioxarray
 import xarray as xr
 
 from pipeline import io
-from pipeline import run as runner
+from pipeline import stages as runner
 from pipeline.config import load_config
 from pipeline.errors import InputError
 from pipeline.results import OutputLayout, open_run
@@ -64,11 +64,11 @@ def test_a_saved_model_is_reused_by_another_run_and_refused_on_other_features(de
     config = load_config(demo_run / "config.yaml",
                          overrides={"classify": {"model_path": str(run.layout.model("demo_mine"))}})
     points = io.read_training_data(config.classify.training, class_field="class_code", period_field="year")
-    predicted, accuracy, saved = runner._classify(config, composites, points, layers)
+    predicted, accuracy, saved = runner.train_and_predict(config, composites, points, layers)
     assert saved is None and accuracy["model"]["training_sha256"]
     np.testing.assert_array_equal(predicted["class_map"].values, run.class_map("demo_mine").values)
     with pytest.raises(InputError, match="the model was trained on features"):
-        runner._classify(config, composites[layers[::-1]], points, layers[::-1])
+        runner.train_and_predict(config, composites[layers[::-1]], points, layers[::-1])
 
 
 def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
@@ -84,7 +84,7 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     sample.to_file(labelled, layer="sample_design")
     config = load_config(demo_run / "config.yaml", overrides={"classify": {"validation_sample": str(labelled)}})
     out, accuracy = OutputLayout(tmp_path / "run"), {}
-    report = runner._validation(config, class_map, accuracy, out, "demo_mine")
+    report = runner.validation_design(config, class_map, accuracy, out, "demo_mine")
     table = pd.read_csv(out.area_estimates("demo_mine"))
     assert list(table.columns[:7]) == ["class_code", "class_name", "mapped_area_ha", "adjusted_area_ha", "se_ha",
                                        "ci95_low_ha", "ci95_high_ha"]
@@ -96,7 +96,7 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     sample.loc[0, "reference_code"] = None
     sample.to_file(labelled, layer="sample_design")
     with pytest.raises(InputError, match="1 sample\\(s\\) have no 'reference_code' yet"):
-        runner._validation(config, class_map, {}, out, "demo_mine")
+        runner.validation_design(config, class_map, {}, out, "demo_mine")
 
 
 def test_one_worker_and_two_workers_write_byte_identical_class_maps(demo_run):
@@ -109,7 +109,7 @@ def test_one_worker_and_two_workers_write_byte_identical_class_maps(demo_run):
     result = midr("run", str(demo_run / "one_worker.yaml"))
     assert result.returncode == 0, result.stderr
     two, one = open_run(demo_run / "outputs" / "demo_small"), open_run(demo_run / "outputs" / "one_worker")
-    assert "2 workers" in two.manifest["cluster"] and "1 workers" in one.manifest["cluster"]
+    assert two.manifest["cluster"]["workers"] == 2 and one.manifest["cluster"]["workers"] == 1
     for period in two.periods("demo_mine"):
         for path in ("class_map", "confidence"):
             first = getattr(two.layout, path)("demo_mine", period).read_bytes()
@@ -124,7 +124,7 @@ def test_a_labelled_change_sample_gives_error_adjusted_change_areas(demo_run, tm
     first, last = (int(p) for p in class_map["period"].values[[0, -1]])
     config = load_config(demo_run / "config.yaml", overrides={"classify": {"change_transitions": transitions}})
     out = OutputLayout(tmp_path / "run")
-    report = runner._validation(config, class_map, {}, out, "demo_mine")
+    report = runner.validation_design(config, class_map, {}, out, "demo_mine")
     assert report["change_sample_design"]["periods"] == [first, last]
     sample = gpd.read_file(out.change_sample_design("demo_mine"))
     assert set(sample["map_class"]) == {"stable", "grass/shrub -> bare ground & mining", "other change"}
@@ -138,7 +138,7 @@ def test_a_labelled_change_sample_gives_error_adjusted_change_areas(demo_run, tm
     sample.to_file(labelled, layer="change_sample_design")
     config = load_config(demo_run / "config.yaml", overrides={"classify": {
         "change_transitions": transitions, "change_validation_sample": str(labelled)}})
-    runner._validation(config, class_map, {}, out, "demo_mine")
+    runner.validation_design(config, class_map, {}, out, "demo_mine")
     table = pd.read_csv(out.change_area_estimates("demo_mine")).set_index("class_name")
     mapped = (class_map.sel(period=first).values != 255) & (class_map.sel(period=last).values != 255)
     true_ha = (true_change[mapped] == 1).sum() * 0.09  # grass/shrub -> bare ground & mining, where mapped

@@ -51,8 +51,8 @@ def test_kumu_network_names_only_elements_it_has(demo_run):
 
 def test_event_zones_geopackage_has_its_layer_crs_and_effects(demo_run):
     path = demo_run / "outputs" / "demo_small" / "exports" / "event_zones.gpkg"
-    assert gpd.list_layers(path)["name"].tolist() == ["event_zones"]
-    zones = gpd.read_file(path, layer="event_zones")
+    assert gpd.list_layers(path)["name"].tolist() == ["event zones with BACI effects"]
+    zones = gpd.read_file(path, layer="event zones with BACI effects")
     assert zones.crs.to_epsg() == 4326
     assert sorted(zones["zone"]) == ["control", "origin_community", "resettlement_site"]
     origin = zones[zones["zone"] == "origin_community"].iloc[0]

@@ -9,7 +9,7 @@ import pytest
 import rioxarray
 import xarray as xr
 
-from pipeline import run as runner
+from pipeline import stages as runner
 from pipeline.config import load_config
 from pipeline.results import open_run
 from pipeline.temporal import _remove_flicker_np, remove_flicker, spurious_and_true_changes
@@ -92,7 +92,7 @@ def test_flicker_filter_cuts_spurious_change_3x_and_keeps_95_percent_of_true_cha
     truth = truth.sel(x=class_map.x, y=class_map.y, method="nearest", tolerance=1e-6).values
     config = load_config(demo_run / "config.yaml", overrides={"classify": {"temporal_filter": "flicker"}})
     predicted = xr.Dataset({"class_map": class_map, "confidence": confidence.assign_coords(x=class_map.x, y=class_map.y)})
-    filtered, report = runner._temporal_filter(config, predicted)
+    filtered, report = runner.filter_flicker(config, predicted)
     before = spurious_and_true_changes(class_map.values, truth)
     after = spurious_and_true_changes(filtered.values, truth)
     assert before["spurious"] > 200  # the map flickers enough to measure

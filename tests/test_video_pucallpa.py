@@ -15,7 +15,7 @@ import rioxarray
 import xarray as xr
 from shapely.geometry import box
 
-from pipeline import run
+from pipeline import timelapse
 from pipeline.config import load_config
 from pipeline.render import frame_count
 from pipeline.results import OutputLayout
@@ -47,7 +47,7 @@ def rendered(tmp_path_factory):
     geometry = gpd.GeoSeries([box(west + inset, south + inset, east - inset, north - inset)], crs="EPSG:4326")
     aoi = pd.Series({"aoi_id": "pucallpa", "name": "Pucallpa", "geometry": geometry.iloc[0]})
     out = OutputLayout(config.run_dir)
-    record = run._video(config, aoi, composites, None, pd.DataFrame(columns=["event_id"]), class_area=None,
+    record = timelapse.make_timelapse(config, aoi, composites, None, pd.DataFrame(columns=["event_id"]), class_area=None,
                         geometry=geometry, out=out)
     return config, out, record
 
@@ -76,7 +76,7 @@ def test_the_config_renders_every_period_with_its_timing(rendered):
 def test_the_map_shows_the_composites_in_false_colour_and_changes_between_1985_and_2020(rendered):
     config, out, _ = rendered
     frames = decoded(out.video("pucallpa"))
-    timing = run.render.Timing(fps=4, seconds_per_period=config.video.seconds_per_period,
+    timing = timelapse.render.Timing(fps=4, seconds_per_period=config.video.seconds_per_period,
                                crossfade_seconds=config.video.crossfade_seconds,
                                intro_seconds=config.video.intro_seconds)
     first, last = frames[timing.period_start(0)], frames[timing.period_start(len(YEARS) - 1)]

@@ -1,0 +1,104 @@
+"""compare_eager.py's contender (a): the work done with midr-pipeline's own functions, lazily on Dask.
+
+    .venv/bin/python benchmarks/pipeline_script.py --scenes 'DIR/demo_*.tif' --aoi AOI --model MODEL --out DIR
+                                                   [--scheduler local|threads] [--workers 2] [--threads 1]
+                                                   [--chunk 512]
+
+Per scene (date): the pipeline's ingest (`sources.list_sources` + `sources.aoi_stack`: reflectance
+x 1e-4 as float32, NaN where nodata or where the mask band says cloud/shadow), NDVI
+(`preprocess.spectral_indices`), the class of every pixel from the saved random forest
+(`models.load_model` + `classify.feature_stack` + `classify.predict_class_map`, block by block on the
+workers), and one COG per date for the class map and for NDVI (`io.write_cog`). The graph runs once
+(`dask.compute` of NDVI and classes together, so each scene is read once) on a local distributed
+cluster of --workers processes x --threads threads, as `midr run` uses; writing happens in this
+process, as in `midr run`. `--scheduler threads` runs the same graph on a thread pool in this process
+instead (`dask: {cluster: threads}`), to tell the cost of the cluster from the cost of the work.
+
+Prints one JSON line: the seconds of each phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = ["blue", "green", "red", "nir", "swir1", "swir2", "ndvi"]
+COLOURS = {1: (31, 120, 180, 255), 2: (51, 160, 44, 255), 3: (178, 223, 138, 255), 4: (255, 217, 47, 255),
+           5: (227, 26, 28, 255), 6: (140, 109, 49, 255)}
+
+
+@contextlib.contextmanager
+def _scheduler(kind: str, workers: int, threads: int) -> Iterator[None]:
+    """Where the graph runs, as `midr run` sets it up: `local` (dask: {cluster: local}) a local distributed
+    cluster of worker processes; `threads` (dask: {cluster: threads}) this process's thread pool."""
+    if kind == "threads":
+        import dask
+
+        with dask.config.set(scheduler="threads", num_workers=workers * threads):
+            yield
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=threads, memory_limit="4GiB", processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster):
+        yield
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", required=True, help="glob of the scene GeoTIFFs")
+    parser.add_argument("--aoi", type=Path, required=True, help="AOI file (one polygon, aoi_id)")
+    parser.add_argument("--model", type=Path, required=True, help="skops file of the fitted model")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scheduler", choices=["local", "threads"], default="local",
+                        help="local: a local distributed cluster (midr run's default); threads: a thread pool")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (threads: workers x threads)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--chunk", type=int, default=512)
+    args = parser.parse_args()
+
+    import dask
+
+    from pipeline import classify, io, models, preprocess, sources
+    from pipeline.config import CloudMaskConfig, GridConfig, IngestConfig
+
+    phases, start = {}, time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with _scheduler(args.scheduler, args.workers, args.threads):
+        phases["cluster_start"] = time.perf_counter() - start
+        mark = time.perf_counter()
+        ingest = IngestConfig(scenes=args.scenes, scale=1e-4, nodata=0, grid=GridConfig(crs="native"),
+                              chunk_size=args.chunk)
+        cloud_mask = CloudMaskConfig(mask_band="mask", mask_values=[1, 2])
+        listed = sources.list_sources(ingest, cloud_mask, scenes_glob=args.scenes)
+        aoi = io.read_aois(args.aoi, id_field="aoi_id")
+        stack, _ = sources.aoi_stack(listed, aoi.geometry, ingest_config=ingest, drop=cloud_mask.drop,
+                                     aoi_id=str(aoi["aoi_id"].iloc[0]))
+        scenes = preprocess.spectral_indices(stack, ["ndvi"])
+        model = models.load_model(args.model.read_bytes(), source=str(args.model))
+        features = classify.feature_stack(scenes.rename(time="period"), FEATURES)
+        class_map = classify.predict_class_map(features, model)
+        phases["graph"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        ndvi, classes = dask.compute(scenes["ndvi"], class_map)
+        phases["compute"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    for i, when in enumerate(ndvi["time"].values):
+        day = np.datetime_as_string(when, unit="D").replace("-", "")
+        io.write_cog(classes.isel(period=i), args.out / f"class_{day}.tif", band_names=["class"],
+                     nodata=classify.UNCLASSIFIED, colormap=COLOURS)
+        io.write_cog(ndvi.isel(time=i), args.out / f"ndvi_{day}.tif", band_names=["ndvi"], nodata=np.nan)
+    phases["write"] = time.perf_counter() - mark
+    print(json.dumps({"contender": f"pipeline ({args.scheduler})", "dates": int(ndvi.sizes["time"]),
+                      "phases": {k: round(v, 2) for k, v in phases.items()}}))
+
+
+if __name__ == "__main__":  # the local Dask cluster re-imports __main__ in its workers
+    main()

@@ -1,0 +1,115 @@
+"""Where the work runs: a local Dask cluster, an existing scheduler, an HPC batch cluster, or threads.
+
+    dask: {cluster: local, n_workers: 2, threads_per_worker: 1, memory_limit: 4GiB}    one machine
+    dask: {scheduler: tcp://10.0.0.5:8786}                                          an existing cluster
+    dask: {cluster: slurm, jobqueue: {jobs: 4, cores: 16, memory: 64GiB, ...}}      SLURM (PBS: cluster: pbs)
+
+`dask_client` yields a `ClusterInfo`: what the run prints and records, and the memory each worker may
+use, against which the run's memory plan (`pipeline.budget`) is checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dask
+import psutil
+from dask.utils import format_bytes, parse_bytes
+
+from pipeline.config import DaskConfig
+from pipeline.errors import ConfigError, PipelineError
+
+__all__ = ["ClusterInfo", "dask_client", "jobqueue_cluster"]
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerUnreachable(PipelineError):
+    """The configured scheduler address does not answer."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    description: str          # one line for the log and the manifest
+    workers: int              # worker processes (threads mode: 1)
+    threads: int              # threads over all workers
+    worker_memory: int        # bytes one worker may use
+    dashboard: str | None = None
+
+    def as_record(self) -> dict:
+        return {"description": self.description, "workers": self.workers, "threads": self.threads,
+                "worker_memory": format_bytes(self.worker_memory), "dashboard": self.dashboard}
+
+
+@contextlib.contextmanager
+def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[ClusterInfo]:
+    """Run the block on Dask: an existing scheduler (address), a batch cluster, a local cluster, or threads."""
+    address = scheduler or settings.scheduler
+    if address is None and settings.cluster == "threads":
+        threads = psutil.cpu_count() or 1
+        with dask.config.set(scheduler="threads"):
+            yield ClusterInfo("local threads (no cluster)", 1, threads, psutil.virtual_memory().total)
+        return
+    from distributed import Client, LocalCluster
+
+    if address is not None:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address} ({err}); check the "
+                                       "address (--scheduler or dask.scheduler) and that the scheduler runs") from None
+        with client:
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            if not workers:
+                client.wait_for_workers(1, timeout=60)
+                workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            memory = min((w.get("memory_limit") or psutil.virtual_memory().total) for w in workers)
+            threads = sum(w.get("nthreads", 1) for w in workers)
+            yield ClusterInfo(f"Dask scheduler {address} ({len(workers)} workers, {threads} threads)",
+                              len(workers), threads, memory, client.dashboard_link)
+        return
+    if settings.cluster in ("slurm", "pbs"):
+        with jobqueue_cluster(settings) as cluster, Client(cluster) as client:
+            jobs = settings.jobqueue
+            cluster.scale(jobs=jobs.jobs)
+            log.info("submitted %d %s jobs; waiting for the first worker", jobs.jobs, settings.cluster.upper())
+            client.wait_for_workers(1, timeout=None)
+            workers = jobs.jobs * jobs.processes
+            yield ClusterInfo(f"{settings.cluster.upper()} cluster: {jobs.jobs} jobs x {jobs.processes} worker(s), "
+                              f"{jobs.cores} cores and {jobs.memory} per job", workers, jobs.jobs * jobs.cores,
+                              parse_bytes(jobs.memory) // jobs.processes, client.dashboard_link)
+        return
+    with LocalCluster(n_workers=settings.n_workers, threads_per_worker=settings.threads_per_worker,
+                      memory_limit=settings.memory_limit, processes=True,
+                      dashboard_address=":0" if settings.dashboard else None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield ClusterInfo(f"local Dask cluster: {settings.n_workers} workers x {settings.threads_per_worker} "
+                          f"thread(s), {settings.memory_limit} each", settings.n_workers,
+                          settings.n_workers * settings.threads_per_worker, parse_bytes(settings.memory_limit),
+                          client.dashboard_link if settings.dashboard else None)
+
+
+def jobqueue_cluster(settings: DaskConfig):
+    """The dask-jobqueue cluster of the config (no job submitted until it is scaled).
+
+    `jobqueue_cluster(cfg).job_script()` shows the batch script each job will run.
+    """
+    try:
+        from dask_jobqueue import PBSCluster, SLURMCluster
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise ConfigError("dask.cluster: slurm/pbs need the dask-jobqueue package") from None
+    jobs = settings.jobqueue
+    kind = {"slurm": SLURMCluster, "pbs": PBSCluster}[settings.cluster]
+    options = dict(cores=jobs.cores, memory=jobs.memory, processes=jobs.processes, walltime=jobs.walltime,
+                   job_extra_directives=list(jobs.job_extra_directives),
+                   job_script_prologue=list(jobs.job_script_prologue), silence_logs="error",
+                   scheduler_options={"dashboard_address": ":0"} if settings.dashboard else {})
+    for key in ("queue", "account", "local_directory", "interface"):
+        if getattr(jobs, key) is not None:
+            options[key] = getattr(jobs, key)
+    return kind(**options)
