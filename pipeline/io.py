@@ -239,9 +239,10 @@ def _band_token(path: Path, regex: re.Pattern, key: str) -> str:
 
 
 def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
-    """A raster file (local path or URL GDAL reads), lazily: (band, y, x) in the file's dtype, one band
-    and `chunk_size` pixels a side per chunk; CRS and grid as coordinates (`.odc.geobox`), nodata in
-    attrs["nodata"], band descriptions in attrs["descriptions"].
+    """A raster file (local path or URL GDAL reads), lazily: (band, y, x) in the file's dtype, every band
+    and `chunk_size` pixels a side per chunk (a pixel-interleaved file is decompressed once per window,
+    not once per band); CRS and grid as coordinates (`.odc.geobox`), nodata in attrs["nodata"], band
+    descriptions in attrs["descriptions"].
 
     Each chunk opens the file, reads its window and closes it: reads run in parallel without a lock, and
     no file handle (with GDAL's per-dataset buffers) stays open while a long series is computed.
@@ -257,7 +258,7 @@ def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
             count, dtype, nodata, descriptions = src.count, src.dtypes[0], src.nodata, src.descriptions
     except (RasterioIOError, OSError) as err:
         raise InputError(f"{path}: cannot open as a raster ({err})") from None
-    chunks = ((1,) * count, _split(grid.shape.y, chunk_size), _split(grid.shape.x, chunk_size))
+    chunks = ((count,), _split(grid.shape.y, chunk_size), _split(grid.shape.x, chunk_size))
     name = "read-" + dask.base.tokenize(str(path), os.path.getmtime(path) if os.path.exists(path) else 0,
                                          chunk_size)
     data = da.map_blocks(_read_block, path=str(path), chunks=chunks, dtype=dtype, name=name,

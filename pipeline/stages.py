@@ -75,14 +75,16 @@ def composite_stage(job: AoiJob, scenes) -> dict:
         log.warning("aoi %s: period %d has no clear pixel in any scene; skipped", aoi_id, period)
     for start in range(0, len(all_periods), job.batch):
         batch = all_periods[start:start + job.batch]
-        computed = dask.compute(*[composites[layers].sel(period=p).to_dataarray("band").astype("float32")
-                                  for p in batch])
-        for period, raster in zip(batch, computed):
-            if not np.isfinite(raster.values).any():
+        written = dask.compute(*[
+            dask.delayed(_write_period)(composites[layers].sel(period=p).to_dataarray("band").astype("float32"),
+                                        out.composite(aoi_id, p), band_names=layers, nodata=np.nan, skip_empty=True)
+            for p in batch])
+        for period, path in zip(batch, written):
+            if path is None:
                 log.warning("aoi %s: period %d has no clear pixel in any scene; skipped", aoi_id, period)
                 skipped.append(period)
                 continue
-            io.write_cog(raster, out.composite(aoi_id, period), band_names=layers, nodata=np.nan)
+            io.note_written(path)
             periods.append(period)
     if not periods:
         raise InputError(f"aoi {aoi_id!r}: no period has a clear pixel (periods {all_periods}; every scene is "
@@ -94,6 +96,17 @@ def composite_stage(job: AoiJob, scenes) -> dict:
             "shape": [int(stack.sizes["y"]), int(stack.sizes["x"])], "crs": str(stack.rio.crs),
             "variables": [str(v) for v in stack.data_vars], "layers": layers, "periods": periods,
             "skipped_periods": sorted(skipped)}
+
+
+def _write_period(raster: xr.DataArray, path: Path, *, band_names: list[str], nodata: float,
+                  colormap: dict | None = None, skip_empty: bool = False) -> Path | None:
+    """Write one period's raster as a COG where it is computed (on a worker: the pixels never travel to
+    the driver; workers see the output folder as they see the inputs). None if `skip_empty` and the
+    raster has no valid pixel."""
+    if skip_empty and not np.isfinite(raster.values).any():
+        return None
+    io.write_cog(raster, path, band_names=band_names, nodata=nodata, colormap=colormap)
+    return path
 
 
 def read_composites(out: OutputLayout, aoi_id: str, periods: list[int], *, chunk_size: int) -> xr.Dataset:
@@ -142,13 +155,14 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
     colours = {c.code: _rgba(c.colour) for c in config.classes}
     for start in range(0, len(periods), job.batch):
         batch = periods[start:start + job.batch]
-        computed = dask.compute(*[predicted.sel(period=p) for p in batch])
-        for period, maps in zip(batch, computed):
-            io.write_cog(maps["class_map"], out.class_map(aoi_id, period), band_names=["class"],
-                         nodata=classify.UNCLASSIFIED, colormap=colours)
-            if config.classify.confidence:
-                io.write_cog(maps["confidence"], out.confidence(aoi_id, period), band_names=["confidence"],
-                             nodata=np.nan)
+        tasks = [dask.delayed(_write_period)(predicted["class_map"].sel(period=p), out.class_map(aoi_id, p),
+                                             band_names=["class"], nodata=classify.UNCLASSIFIED, colormap=colours)
+                 for p in batch]
+        if config.classify.confidence:
+            tasks += [dask.delayed(_write_period)(predicted["confidence"].sel(period=p), out.confidence(aoi_id, p),
+                                                  band_names=["confidence"], nodata=np.nan) for p in batch]
+        for path in dask.compute(*tasks):
+            io.note_written(path)
     class_map = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
     facts.update(validation_design(config, class_map, accuracy, out, aoi_id))
     io.write_json(accuracy, out.accuracy(aoi_id))
