@@ -158,8 +158,8 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
             log.info("Dask dashboard: %s", cluster.dashboard)
         manifest["cluster"] = cluster.as_record()
         parallel = max(1, min(len(jobs), config.dask.parallel_aois or min(4, cluster.workers)))
-        # periods computed at once per AOI: at least two, so the workers compute one while this process writes another
-        jobs = [replace(job, batch=max(2, cluster.threads // parallel)) for job in jobs]
+        # periods computed (and written, on the workers) at once per AOI: enough to keep every thread busy
+        jobs = [replace(job, batch=max(4, 2 * cluster.threads // parallel)) for job in jobs]
         plans = [budget.check(job, scenes, cluster) for job in jobs if context.needs_composites(job)]
         manifest["memory_plan"] = {plan["aoi_id"]: plan for plan in plans}
         manifest["parallel_aois"] = parallel

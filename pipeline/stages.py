@@ -43,7 +43,7 @@ class AoiJob:
     geometry: gpd.GeoSeries
     events: pd.DataFrame
     out: OutputLayout
-    batch: int = 2          # periods computed at once (bounded memory: one batch of periods in the driver)
+    batch: int = 4          # periods computed and written at once (bounded memory: one batch at a time)
 
     @property
     def aoi_id(self) -> str:

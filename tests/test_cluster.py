@@ -96,13 +96,10 @@ def test_a_run_that_cannot_fit_in_memory_says_so_before_it_starts(tmp_path, scen
 
 
 def test_the_memory_estimate_follows_chunks_and_scenes_per_period():
-    small = budget.estimate(shape=(2000, 2000), chunk=(512, 512), max_dates_per_period=4, n_bands=7, n_layers=10,
-                            threads_per_worker=1, batch=2)
-    more_years = budget.estimate(shape=(2000, 2000), chunk=(512, 512), max_dates_per_period=4, n_bands=7,
-                                 n_layers=10, threads_per_worker=1, batch=2)
-    denser = budget.estimate(shape=(2000, 2000), chunk=(512, 512), max_dates_per_period=16, n_bands=7, n_layers=10,
-                             threads_per_worker=1, batch=2)
+    kwargs = dict(shape=(2000, 2000), chunk=(512, 512), n_bands=7, n_layers=10, threads_per_worker=1)
+    small = budget.estimate(max_dates_per_period=4, **kwargs)
+    denser = budget.estimate(max_dates_per_period=16, **kwargs)
     assert small["task_bytes"] == 512 * 512 * 4 * 7 * 4 * 3
-    assert more_years == small  # a longer series (more periods) needs no more memory per task
-    assert denser["worker_bytes"] == 4 * small["worker_bytes"]
-    assert small["driver_bytes"] == 2 * 2000 * 2000 * 10 * 4 * 2
+    assert denser["task_bytes"] == 4 * small["task_bytes"]  # more scenes in a period: more memory per task
+    assert small["period_bytes"] == denser["period_bytes"] == 2000 * 2000 * 10 * 4 * 2  # not the series' length
+    assert small["worker_bytes"] == max(small["task_bytes"], small["period_bytes"])
