@@ -20,7 +20,7 @@ DASK = str(Path(sys.executable).with_name("dask"))
 
 def _tiny_config(tmp_path: Path, scene_files, aoi_file, **extra: str) -> Path:
     """Composites and a video (no classification) of the 10 x 10 test scenes."""
-    lines = [f"run_name: tiny", f"output_dir: {tmp_path / 'outputs'}", f"aoi: {{path: {aoi_file}}}",
+    lines = ["run_name: tiny", f"output_dir: {tmp_path / 'outputs'}", f"aoi: {{path: {aoi_file}}}",
              f"ingest: {{scenes: '{scene_files[0].parent}/scene_*.tif', scale: 0.0001, nodata: 0, chunk_size: 64}}",
              "cloud_mask: {mask_band: mask, mask_values: [1]}",
              "video: {width: 320, height: 180, fps: 2, seconds_per_period: 1, intro_seconds: 0, outro_seconds: 0}",

@@ -114,7 +114,7 @@ def test_force_recomputes_the_named_stage_and_downstream_only_if_its_outputs_cha
     assert wrong.returncode == 2 and "--force: unknown stage(s) ['colour']" in wrong.stderr
 
 
-def test_a_changed_config_section_reruns_the_stages_that_read_it(demo_run, tmp_path):
+def test_a_changed_config_section_reruns_the_stages_that_read_it(demo_run):
     text = (demo_run / "config.yaml").read_text()
     config = demo_run / "config_video.yaml"
     config.write_text(text.replace("fps: 4", "fps: 5"))
