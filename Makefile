@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test]"
 	touch $(STAMP)
 
-data/demo/.complete: $(STAMP) pipeline/demo.py
+data/demo/.complete: $(STAMP) $(wildcard pipeline/demo/*.py)
 	$(BIN)/midr demo-data --out data/demo --aoi aoi/demo_mine.geojson
 	touch $@
 

@@ -89,8 +89,8 @@ def _preset(size: int, dates: int, years: int):
     per_year = dates // years
     span = tuple(range(2023 - years, 2023))
     doys = tuple(round(365 * (k + 0.5) / per_year) for k in range(per_year))
-    return demo._Preset(n_px=size, years=span, scene_doys=doys, tile=256 if size <= 1024 else 512,
-                        points_per_class=150, resettlement_year=span[len(span) // 2])
+    return demo.landscape._Preset(n_px=size, years=span, scene_doys=doys, tile=256 if size <= 1024 else 512,
+                                  points_per_class=150, resettlement_year=span[len(span) // 2])
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import time
 
 def main() -> None:
     from pipeline.config import load_config
-    from pipeline.run import run_pipeline
+    from pipeline.runner import run_pipeline
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline import events, io, records
-from pipeline.change import pixel_area_ha
+from pipeline import events
+from pipeline.ingest import pixel_area_ha
 from pipeline.config import load_config
 from pipeline.demo import truth_class_map
 from pipeline.results import open_run
@@ -26,7 +26,7 @@ def main() -> None:
     config = load_config(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "configs" / "demo.yaml")
     run = open_run(config.run_dir)
     settings = config.events
-    table = records.normalise_events(io.read_events(settings.path))
+    table = events.normalise_events(events.read_events(settings.path))
     for aoi_id in run.aoi_ids:
         class_map = run.class_map(aoi_id).compute()
         truth = truth_class_map(config.classify.training.parent / "truth", class_map)

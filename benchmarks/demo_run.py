@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import rioxarray
 
-from pipeline.change import pixel_area_ha
+from pipeline.ingest import pixel_area_ha
 from pipeline.classify import compare_with_reference
 from pipeline.config import load_config
 from pipeline.results import open_run

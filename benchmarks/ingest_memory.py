@@ -3,7 +3,7 @@
 Writes a synthetic series (2048 x 2048 px of 30 m, six uint16 reflectance bands and a mask band per date,
 deflate GeoTIFFs), four dates a year over ten years, into a temporary folder, then, in a fresh process per case, runs the
 pipeline's ingest (`sources.aoi_stack`, the same call `midr run` makes) and the composites
-(`preprocess.composite`, median), writing each year's composite with `io.write_cog` one after the other.
+(`composite.composite`, median), writing each year's composite with `io.write_cog` one after the other.
 Reports wall time and the peak resident memory of that process (GDAL's block cache capped with
 GDAL_CACHEMAX, default 64 MB here, so that the figure is the pipeline's and not a cache's).
 10 dates = the first 2.5 years, 40 dates = all ten years: a longer series of the same AOI, the way a
@@ -63,7 +63,8 @@ def run_case(folder: Path, n_dates: int, chunk: int, out: Path, *, per_year: boo
     import dask
     import geopandas as gpd
 
-    from pipeline import io, preprocess, sources
+    from pipeline import composite, io
+    from pipeline.ingest import sources
     from pipeline.config import CloudMaskConfig, IngestConfig
 
     files = sorted(folder.glob("scene_*.tif"))
@@ -81,7 +82,7 @@ def run_case(folder: Path, n_dates: int, chunk: int, out: Path, *, per_year: boo
         listed = sources.list_sources(ingest, cloud_mask, scenes_glob=ingest.scenes)
         aoi = gpd.read_file(folder / "aoi.geojson").geometry
         stack, _ = sources.aoi_stack(listed, aoi, ingest_config=ingest, drop=cloud_mask.drop, aoi_id="bench")
-        composites = preprocess.composite(stack, period="year", method="median")
+        composites = composite.composite(stack, period="year", method="median")
         layers = [v for v in composites.data_vars if v != "clear_count"]
         for period in composites["period"].values:
             io.write_cog(composites[layers].sel(period=period).to_dataarray("band").astype("float32"),

@@ -6,7 +6,7 @@
 
 Per scene (date): the pipeline's ingest (`sources.list_sources` + `sources.aoi_stack`: reflectance
 x 1e-4 as float32, NaN where nodata or where the mask band says cloud/shadow), NDVI
-(`preprocess.spectral_indices`), the class of every pixel from the saved random forest
+(`composite.spectral_indices`), the class of every pixel from the saved random forest
 (`models.load_model` + `classify.feature_stack` + `classify.predict_class_map`, block by block on the
 workers), and one COG per date for the class map and for NDVI (`io.write_cog`). The graph runs once
 (every write in one `dask.compute`, so each scene is read once) on a local distributed cluster of
@@ -66,7 +66,9 @@ def main() -> None:
 
     import dask
 
-    from pipeline import classify, io, models, preprocess, sources
+    from pipeline import classify, composite, io
+    from pipeline.classify import models
+    from pipeline.ingest import read_aois, sources
     from pipeline.config import CloudMaskConfig, GridConfig, IngestConfig
 
     phases, start = {}, time.perf_counter()
@@ -78,10 +80,10 @@ def main() -> None:
                               chunk_size=args.chunk)
         cloud_mask = CloudMaskConfig(mask_band="mask", mask_values=[1, 2])
         listed = sources.list_sources(ingest, cloud_mask, scenes_glob=args.scenes)
-        aoi = io.read_aois(args.aoi, id_field="aoi_id")
+        aoi = read_aois(args.aoi, id_field="aoi_id")
         stack, _ = sources.aoi_stack(listed, aoi.geometry, ingest_config=ingest, drop=cloud_mask.drop,
                                      aoi_id=str(aoi["aoi_id"].iloc[0]))
-        scenes = preprocess.spectral_indices(stack, ["ndvi"])
+        scenes = composite.spectral_indices(stack, ["ndvi"])
         model = models.load_model(args.model.read_bytes(), source=str(args.model))
         features = classify.feature_stack(scenes.rename(time="period"), FEATURES)
         class_map = classify.predict_class_map(features, model)

@@ -5,8 +5,8 @@
 
 Needs a finished demo run (`make demo` writes outputs/demo). In one run it measures:
 
-1. midr-pipeline: `render.build_scene` (maps scaled and annotated, static parts drawn once) and
-   `encode.write_timelapse` (distinct frames composed on Dask, streamed in order to libx264),
+1. midr-pipeline: `video.build_scene` (maps scaled and annotated, static parts drawn once) and
+   `video.write_timelapse` (distinct frames composed on Dask, streamed in order to libx264),
    wall time from the first map to the closed MP4, over the whole video (intro, every period,
    cross-fades, caption fades, outro);
 2. the common way: the same layout (title and date, true-colour and class-map panels, legend,
@@ -32,18 +32,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import encode, events, io, render
+from pipeline import events, video
+from pipeline.ingest import read_aois
 from pipeline.config import DaskConfig, DEFAULT_CLASSES
 from pipeline.results import open_run
-from pipeline.cluster import dask_client
-from pipeline.timelapse import event_markers as _event_markers
-from pipeline.timelapse import ground_pixel_size_m as _pixel_size_m
-from pipeline.timelapse import outline_pixels as _outline_pixels
-from pipeline.timelapse import video_captions as _video_captions
+from pipeline.runner.cluster import dask_client
+from pipeline.video.stage import event_markers as _event_markers
+from pipeline.video.stage import ground_pixel_size_m as _pixel_size_m
+from pipeline.video.stage import outline_pixels as _outline_pixels
+from pipeline.video.stage import video_captions as _video_captions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (1920, 1080)
-TIMING = render.Timing(fps=25, seconds_per_period=1.0, crossfade_seconds=0.5, intro_seconds=3.0,
+TIMING = video.Timing(fps=25, seconds_per_period=1.0, crossfade_seconds=0.5, intro_seconds=3.0,
                        outro_seconds=4.0, caption_seconds=4.0)
 PRESET, CRF = "veryfast", 20
 
@@ -54,19 +55,19 @@ def load_demo(run_dir: Path) -> dict:
     aoi_id = run.aoi_ids[0]
     periods = run.periods(aoi_id)
     classes = run.classes or list(DEFAULT_CLASSES)
-    legend = [render.LegendEntry(c.code, c.name, c.colour) for c in classes]
+    legend = [video.LegendEntry(c.code, c.name, c.colour) for c in classes]
     composites = xr.concat([run.composite(aoi_id, p)[["red", "green", "blue"]] for p in periods],
                            dim=pd.Index(periods, name="period")).compute()
     class_map = run.class_map(aoi_id).compute()
     low, high = np.nanpercentile(composites.to_dataarray().values, (2, 98))
-    maps = [render.true_colour(*(composites[b].sel(period=p).values for b in ("red", "green", "blue")),
+    maps = [video.true_colour(*(composites[b].sel(period=p).values for b in ("red", "green", "blue")),
                                vmin=float(low), vmax=float(high)) for p in periods]
-    class_maps = [render.colour_classes(class_map.sel(period=p).values, legend) for p in periods]
+    class_maps = [video.colour_classes(class_map.sel(period=p).values, legend) for p in periods]
     table = run.class_area(aoi_id).pivot_table(index="period", columns="class_code", values="area_ha")
     areas = {c.code: [float(table.at[p, c.code]) for p in periods] for c in classes}
-    aoi = io.read_aois(ROOT / "aoi" / "demo_mine.geojson", id_field="aoi_id")
+    aoi = read_aois(ROOT / "aoi" / "demo_mine.geojson", id_field="aoi_id")
     aoi = aoi[aoi["aoi_id"] == aoi_id]
-    table = io.read_events(ROOT / "data" / "demo" / "events.csv")
+    table = events.read_events(ROOT / "data" / "demo" / "events.csv")
     linked = events.link_events(table, aoi, how="spatial")
     crs, transform = class_map.rio.crs, class_map.rio.transform(recalc=True)
     geometry = aoi.geometry
@@ -81,7 +82,7 @@ def load_demo(run_dir: Path) -> dict:
 
 def ours(demo: dict, path: Path, scheduler: str = "threads") -> tuple[int, float]:
     start = time.perf_counter()
-    scene = render.build_scene(
+    scene = video.build_scene(
         iter(demo["maps"]), period_labels=[str(p) for p in demo["periods"]], size=SIZE,
         title=demo["title"], subtitle="Demo Mining Co. (synthetic) · Mozambique · coal",
         class_maps=iter(demo["class_maps"]), legend=demo["legend"], class_areas=demo["areas"],
@@ -89,7 +90,7 @@ def ours(demo: dict, path: Path, scheduler: str = "threads") -> tuple[int, float
         markers=demo["markers"], pixel_size_m=demo["pixel_size_m"], credits=demo["credits"],
         intro_lines=["Demo Mining Co. (synthetic)", "Mozambique · coal"],
         outro_lines=[demo["credits"], "Made with midr-pipeline"])
-    frames = encode.write_timelapse(scene, TIMING, path, preset=PRESET, crf=CRF, scheduler=scheduler)
+    frames = video.write_timelapse(scene, TIMING, path, preset=PRESET, crf=CRF, scheduler=scheduler)
     return frames, time.perf_counter() - start
 
 
@@ -106,7 +107,7 @@ def baseline(demo: dict, path: Path, n_frames: int) -> tuple[int, float]:
     plt.rcParams["animation.ffmpeg_path"] = imageio_ffmpeg.get_ffmpeg_exe()
     start = time.perf_counter()
     periods, legend = demo["periods"], demo["legend"]
-    specs = [spec for spec, count in render.frame_runs(TIMING, len(periods),
+    specs = [spec for spec, count in video.frame_runs(TIMING, len(periods),
                                                        [p for p, _ in demo["captions"]])
              for _ in range(count)][:n_frames]
     figure = plt.figure(figsize=(SIZE[0] / 100, SIZE[1] / 100), dpi=100, facecolor="#111317")

@@ -45,7 +45,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run every stage for every AOI of CONFIG; stages already done and up to date are skipped."""
-    from pipeline.run import STAGES, run_pipeline
+    from pipeline.runner import STAGES, run_pipeline
 
     _setup_logging(verbose)
     try:
@@ -80,7 +80,7 @@ def run(
 @app.command()
 def provenance(path: Annotated[Path, typer.Argument(help="an output file of a run")]) -> None:
     """Tell what produced an output file: run, AOI, stage, inputs, config, versions, cluster."""
-    from pipeline.provenance import describe_output
+    from pipeline.runner.provenance import describe_output
 
     try:
         found = describe_output(path)
@@ -119,7 +119,7 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config file")]) -
 @app.command()
 def export(run_dir: Annotated[Path, typer.Argument(help="a run's folder, e.g. outputs/demo")]) -> None:
     """Write a finished run's exports: CSV/Parquet tables, event zones GPKG, SPSS .sav, Kumu JSON, charts."""
-    from pipeline.export_run import export_run
+    from pipeline.products import export_run
 
     _setup_logging(False)
     try:
@@ -132,7 +132,7 @@ def export(run_dir: Annotated[Path, typer.Argument(help="a run's folder, e.g. ou
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run's folder, e.g. outputs/demo")]) -> None:
     """Write a finished run's HTML report: RUN_DIR/report/index.html and a page per AOI (opens from disk)."""
-    from pipeline.report import write_report
+    from pipeline.products import write_report
     from pipeline.results import OutputLayout
 
     _setup_logging(False)

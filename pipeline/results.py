@@ -165,7 +165,7 @@ class OutputLayout:
 
     @property
     def stac_catalog(self) -> Path:
-        """The run's outputs as a self-contained static STAC catalog (pipeline.catalog, docs/outputs.md)."""
+        """The run's outputs as a self-contained static STAC catalog (pipeline.products.catalog, docs/outputs.md)."""
         return self.run_dir / "stac" / "catalog.json"
 
 

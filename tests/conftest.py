@@ -17,7 +17,9 @@ import xarray as xr
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent      # tests/
+ROOT = HERE.parent                 # the repository
+DATA = HERE / "data"               # small real data sets, each with its provenance README
 MIDR = str(Path(sys.executable).with_name("midr"))  # the console script beside this Python
 CRS = "EPSG:32736"
 X0, Y0, RES = 500_000.0, 8_200_000.0, 30.0
@@ -100,4 +102,6 @@ def demo_run(tmp_path_factory) -> Path:
     shutil.copy(HERE / "demo_small.yaml", root / "config.yaml")
     result = midr("run", str(root / "config.yaml"))
     assert result.returncode == 0, result.stderr
+    # other tests rerun this config (resume, --force): keep the manifest of this first, full run
+    shutil.copy(root / "outputs" / "demo_small" / "manifest.json", root / "first_manifest.json")
     return root

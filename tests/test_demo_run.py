@@ -13,7 +13,7 @@ import rioxarray
 
 from pipeline.classify import compare_with_reference
 from pipeline.config import load_config
-from pipeline.render import frame_count
+from pipeline.video import frame_count
 from pipeline.results import open_run
 
 from conftest import midr as _midr
@@ -41,7 +41,7 @@ def test_every_output_of_the_layout_is_written(demo_run):
 
 
 def test_manifest_records_inputs_versions_and_stages(demo_run):
-    manifest = json.loads((demo_run / "outputs" / "demo_small" / "manifest.json").read_text())
+    manifest = json.loads((demo_run / "first_manifest.json").read_text())  # the fixture's own run
     assert manifest["status"] == "done" and manifest["config"]["run_name"] == "demo_small"
     assert len(manifest["inputs"]) == 18 + 3  # 6 years x 3 scenes, AOI, training points, events
     assert all(len(i["sha256"]) == 64 and i["size"] > 0 for i in manifest["inputs"])

@@ -7,6 +7,8 @@ import rasterio
 import xarray as xr
 
 from pipeline import io
+from pipeline.events import read_events
+from pipeline.ingest import read_aois
 from pipeline.errors import InputError
 
 from conftest import CRS
@@ -47,16 +49,16 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path):
 
 def test_read_aois_names_the_missing_id_field(aoi_file):
     with pytest.raises(InputError, match=r"aoi\.geojson: no field 'mine' \(aoi\.id_field\)"):
-        io.read_aois(aoi_file, id_field="mine")
+        read_aois(aoi_file, id_field="mine")
 
 
 def test_read_aois_names_a_missing_file(tmp_path):
     with pytest.raises(InputError, match=r"nothere\.gpkg: AOI file \(aoi\.path\) not found"):
-        io.read_aois(tmp_path / "nothere.gpkg", id_field="aoi_id")
+        read_aois(tmp_path / "nothere.gpkg", id_field="aoi_id")
 
 
 def test_read_events_needs_its_key_columns(tmp_path):
     path = tmp_path / "events.csv"
     path.write_text("event_id,mine\na,b\n")
     with pytest.raises(InputError, match=r"events\.csv: the events table lacks the column\(s\) \['year_start'\]"):
-        io.read_events(path)
+        read_events(path)

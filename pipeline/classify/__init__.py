@@ -1,0 +1,25 @@
+"""Classify: land cover from composites: features, training data, models, prediction, accuracy.
+
+    features    composite variables stacked per pixel; within-period index statistics
+    training    labelled points/polygons read and sampled; fitting a model on a stratified share
+    models      classifiers by name or import path; saving and loading them safely (skops)
+    predict     class maps and confidence, block by block on Dask
+    accuracy    sample accuracy, spatially blocked cross-validation, agreement with a reference map
+    sampling    Olofsson et al. (2014) sample designs and error-adjusted area estimators
+    temporal    the flicker filter across periods
+    stage       the classify stage of one AOI (writes classes/, metrics/, models/, validation/)
+
+Uses: ingest (the grid), and the base modules.
+"""
+
+from pipeline.classify.features import feature_stack, temporal_statistics
+from pipeline.classify.training import read_training_data, training_samples, polygon_pixels, train_classifier, train_random_forest
+from pipeline.classify.predict import UNCLASSIFIED, predict_classes, predict_class_map
+from pipeline.classify.accuracy import accuracy_assessment, compare_with_reference, spatial_blocks, spatial_cross_validation
+from pipeline.classify.models import make_classifier, load_model, dump_model, check_features
+from pipeline.classify.temporal import remove_flicker
+
+__all__ = ["feature_stack", "temporal_statistics", "read_training_data", "training_samples", "polygon_pixels",
+           "train_classifier", "train_random_forest", "UNCLASSIFIED", "predict_classes", "predict_class_map",
+           "accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation",
+           "make_classifier", "load_model", "dump_model", "check_features", "remove_flicker"]

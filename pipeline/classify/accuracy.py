@@ -1,0 +1,91 @@
+"""Accuracy of a model on labelled samples: confusion matrix, overall accuracy, kappa, per-class
+accuracies; spatially blocked cross-validation; agreement with a reference map."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from sklearn.base import ClassifierMixin, clone
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.model_selection import GroupKFold
+
+from pipeline.config import ClassDef
+from pipeline.errors import InputError
+
+from pipeline.classify.predict import UNCLASSIFIED
+
+__all__ = ["accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation"]
+
+
+def accuracy_assessment(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[ClassDef]) -> dict:
+    """Confusion matrix (rows: reference, columns: map), overall accuracy, kappa, per-class accuracies."""
+    codes = [c.code for c in classes]
+    matrix = confusion_matrix(y_true, y_pred, labels=codes)
+    users, producers, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=codes, zero_division=np.nan)
+    per_class = [
+        {"code": c.code, "name": c.name, "n_reference": int(n),
+         "users_accuracy": _rounded(u), "producers_accuracy": _rounded(p), "f1": _rounded(f)}
+        for c, u, p, f, n in zip(classes, users, producers, f1, support)
+    ]
+    return {
+        "n_samples": int(len(y_true)),
+        "overall_accuracy": _rounded(np.mean(y_true == y_pred)),
+        "kappa": _rounded(cohen_kappa_score(y_true, y_pred, labels=codes)),
+        "classes": per_class,
+        "confusion_matrix": {"labels": codes, "rows": "reference", "columns": "map",
+                             "counts": matrix.tolist()},
+    }
+
+
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 4)
+
+
+def compare_with_reference(class_map: xr.DataArray, reference: xr.DataArray,
+                           classes: Sequence[ClassDef]) -> dict:
+    """Pixel-by-pixel agreement of a class map with a reference map (e.g. the demo's truth).
+
+    Both (..., y, x) uint8 with 255 = nodata; the reference is taken at the class map's pixel centres.
+    Computes: returns `accuracy_assessment` over every pixel valid in both.
+    """
+    aligned = reference.sel(x=class_map.x, y=class_map.y, method="nearest", tolerance=1e-6)
+    mapped, truth = np.asarray(class_map.values).ravel(), np.asarray(aligned.values).ravel()
+    valid = (mapped != UNCLASSIFIED) & (truth != UNCLASSIFIED)
+    return accuracy_assessment(truth[valid], mapped[valid], classes)
+
+
+def spatial_blocks(x: np.ndarray, y: np.ndarray, *, block_size: float) -> np.ndarray:
+    """Block id of each sample: squares of `block_size` (CRS units, metres) on a grid from (0, 0)."""
+    if not block_size > 0:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    bx = np.floor(np.asarray(x) / block_size).astype(np.int64)
+    by = np.floor(np.asarray(y) / block_size).astype(np.int64)
+    _, block = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
+    return block.ravel()
+
+
+def spatial_cross_validation(model: ClassifierMixin, X: np.ndarray, y: np.ndarray, blocks: np.ndarray, *,
+                             n_folds: int, classes: Sequence[ClassDef], random_state: int) -> dict:
+    """Spatially blocked k-fold cross-validation: whole blocks go to one fold, so a test sample's
+    neighbours are never in its training set (random pixel splits overstate accuracy).
+
+    Out-of-fold predictions of all folds are pooled into one `accuracy_assessment`; the per-fold
+    overall accuracies are added (``fold_overall_accuracy``), with ``n_blocks`` and ``n_folds``.
+    """
+    n_blocks = len(np.unique(blocks))
+    if n_blocks < n_folds:
+        raise InputError(f"spatial cross-validation: {n_blocks} blocks with samples for {n_folds} folds; "
+                         "use a smaller block size or fewer folds")
+    predicted = np.empty_like(y)
+    fold_oa = []
+    folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    for train, test in folds.split(X, y, groups=blocks):
+        fitted = clone(model).fit(X[train], y[train])
+        predicted[test] = fitted.predict(X[test])
+        fold_oa.append(_rounded(np.mean(predicted[test] == y[test])))
+    report = accuracy_assessment(y, predicted, classes)
+    report.update(n_folds=n_folds, n_blocks=n_blocks, fold_overall_accuracy=fold_oa)
+    return report

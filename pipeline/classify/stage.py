@@ -1,0 +1,292 @@
+"""The classify stage of one AOI: train (or load) the model, assess it, predict and write the class maps.
+
+    classify_stage    composites + labels -> model, accuracy, class maps       -> classes/, metrics/, validation/
+
+Also the validation sample designs (Olofsson et al. 2014) and, once labelled, the error-adjusted areas.
+Downstream stages read the written class maps back lazily (`read_class_map`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dask
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rioxarray
+import xarray as xr
+
+from pipeline import classify, io
+from pipeline.classify import models, sampling, temporal
+from pipeline.config import PipelineConfig
+from pipeline.errors import InputError
+from pipeline.ingest.grid import pixel_area_ha
+from pipeline.job import AoiJob
+from pipeline.results import OutputLayout
+
+__all__ = ["classify_stage", "read_class_map", "train_and_predict", "filter_flicker", "validation_design"]
+
+log = logging.getLogger(__name__)
+
+
+def read_class_map(out: OutputLayout, aoi_id: str, periods: list[int], *, chunk_size: int,
+                   confidence: bool = False) -> xr.DataArray:
+    """The written class maps (or confidence maps) as one lazy (period, y, x) array."""
+    path = out.confidence if confidence else out.class_map
+    rasters = [rioxarray.open_rasterio(path(aoi_id, p), chunks={"x": chunk_size, "y": chunk_size})
+               .squeeze("band", drop=True) for p in periods]
+    crs = rasters[0].rio.crs
+    stacked = xr.concat(rasters, dim=pd.Index(periods, name="period")).drop_vars("spatial_ref", errors="ignore")
+    stacked.attrs = {}
+    stacked = stacked.rename("confidence" if confidence else "class_map").rio.write_crs(crs)
+    return stacked if confidence else stacked.rio.write_nodata(classify.UNCLASSIFIED)
+
+
+def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], points: gpd.GeoDataFrame) -> dict:
+    """Train (or load) the model, assess it, predict and write the class maps (+ confidence), the accuracy
+    assessment, the confusion matrix, the model and the validation sample design."""
+    config, aoi_id, out = job.config, job.aoi_id, job.out
+    facts: dict = {}
+    predicted, accuracy, model_files = train_and_predict(config, composites, points, layers)
+    facts["overall_accuracy"] = accuracy["overall_accuracy"]
+    if "spatial_cv" in accuracy:
+        facts["spatial_cv_overall_accuracy"] = accuracy["spatial_cv"]["overall_accuracy"]
+    periods = [int(p) for p in predicted["period"].values]
+    if config.classify.temporal_filter != "none":  # needs every period of a pixel: keep the predictions on the cluster
+        (predicted,) = dask.persist(predicted)
+        class_map, facts["temporal_filter"] = filter_flicker(config, predicted)
+        accuracy["temporal_filter"] = facts["temporal_filter"]
+        predicted = predicted.assign(class_map=class_map)
+    colours = {c.code: _rgba(c.colour) for c in config.classes}
+    for start in range(0, len(periods), job.batch):
+        batch = periods[start:start + job.batch]
+        tasks = [dask.delayed(io.write_period_cog)(predicted["class_map"].sel(period=p), out.class_map(aoi_id, p),
+                                             band_names=["class"], nodata=classify.UNCLASSIFIED, colormap=colours)
+                 for p in batch]
+        if config.classify.confidence:
+            tasks += [dask.delayed(io.write_period_cog)(predicted["confidence"].sel(period=p), out.confidence(aoi_id, p),
+                                                  band_names=["confidence"], nodata=np.nan) for p in batch]
+        for path in dask.compute(*tasks):
+            io.note_written(path)
+    class_map = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
+    facts.update(validation_design(config, class_map, accuracy, out, aoi_id))
+    io.write_json(accuracy, out.accuracy(aoi_id))
+    io.write_csv(_confusion_table(accuracy, config.classes), out.confusion_matrix(aoi_id))
+    if model_files is not None:
+        io.write_bytes(model_files[0], out.model(aoi_id))
+        io.write_json(model_files[1], out.model(aoi_id).with_suffix(".json"))
+    return facts
+
+
+def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gpd.GeoDataFrame,
+              layers: list[str]) -> tuple[xr.Dataset, dict, tuple[bytes, dict] | None]:
+    """Train (or load) the model, assess it, predict. Returns the lazy class map and confidence, the
+    accuracy document and the model to save (skops bytes, metadata) or None."""
+    settings = config.classify
+    features = classify.feature_stack(composites, layers)
+    if settings.ignore_classes:
+        labels = labels[~labels["class_code"].isin(settings.ignore_classes)]
+    if settings.merge_classes:
+        labels = labels.assign(class_code=labels["class_code"].replace(settings.merge_classes))
+    points = labels
+    n_polygons = None
+    if len(labels) and labels.geom_type.isin(["Polygon", "MultiPolygon"]).all():
+        n_polygons = len(labels)
+        points = classify.polygon_pixels(labels, features, max_per_polygon=settings.max_pixels_per_polygon,
+                                         seed=settings.random_state)
+    try:
+        samples, table = classify.training_samples(features, points)
+    except InputError as err:
+        raise InputError(f"{settings.training}: {err} (classify.training)") from None
+    X = samples.values
+    usable = np.isfinite(X).all(axis=1)
+    y = table["class_code"].to_numpy()
+    unknown = sorted(set(y) - {c.code for c in config.classes})
+    if unknown:
+        raise InputError(f"{settings.training}: class codes {unknown} are not in the config's classes "
+                         "(add them to `classes` or map them with classify.merge_classes)")
+    X, y, xy = X[usable], y[usable], table[["x", "y"]].to_numpy()[usable]
+    if settings.model_path is None and not len(y):
+        raise InputError(f"{settings.training}: none of the {len(labels)} labels lies on a clear pixel inside "
+                         "the AOI; check the labels' CRS and location (classify.training)")
+    model_files = None
+    if settings.model_path is not None:
+        content, metadata = models.read_model_file(settings.model_path)
+        models.check_features(metadata, layers, source=str(settings.model_path))
+        model = models.load_model(content, trusted=settings.trusted_types, source=str(settings.model_path))
+        accuracy = classify.accuracy_assessment(y, model.predict(X), config.classes)
+        accuracy.update(method=f"model loaded from {settings.model_path}; assessed on all of this run's "
+                               "labelled samples (none were used to train it here)",
+                        model=metadata)
+    else:
+        params = dict(settings.model_params)
+        if settings.model == "random_forest":
+            params.setdefault("n_estimators", settings.n_estimators)
+            params.setdefault("max_depth", settings.max_depth)
+        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state)
+        model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
+                                                          random_state=settings.random_state)
+        accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)
+        accuracy.update(
+            method="hold-out of the labelled samples (stratified); labels are not a probability sample, so "
+                   "these are sample accuracies, not design-based map accuracies",
+            test_fraction=settings.test_fraction, n_train=int(len(y) - len(y_test)),
+            model={"type": settings.model, "estimator": type(model).__name__,
+                   **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))},
+                   "random_state": settings.random_state})
+        if settings.cv_folds:
+            blocks = classify.spatial_blocks(xy[:, 0], xy[:, 1], block_size=settings.cv_block_size_m)
+            accuracy["spatial_cv"] = classify.spatial_cross_validation(
+                estimator, X, y, blocks, n_folds=settings.cv_folds, classes=config.classes,
+                random_state=settings.random_state)
+            accuracy["spatial_cv"]["block_size_m"] = settings.cv_block_size_m
+        if settings.save_model:
+            metadata = models.model_metadata(model, kind=settings.model, features=layers,
+                                             class_codes=[c.code for c in config.classes], X=X, y=y)
+            model_files = (models.dump_model(model), metadata)
+    accuracy.update(
+        n_labels=int(len(table) + table.attrs["dropped_outside"] + table.attrs["dropped_period"]),
+        dropped_outside_aoi=table.attrs["dropped_outside"],
+        dropped_no_period=table.attrs["dropped_period"],
+        dropped_nodata_features=int((~usable).sum()),
+        features=layers,
+    )
+    if n_polygons is not None:
+        accuracy.update(n_polygons=n_polygons, polygons_without_pixels=points.attrs["n_polygons_empty"],
+                        max_pixels_per_polygon=settings.max_pixels_per_polygon)
+    return classify.predict_classes(features, model), accuracy, model_files
+
+
+def filter_flicker(config: PipelineConfig, predicted: xr.Dataset) -> tuple[xr.DataArray, dict]:
+    """The class maps with flicker removed, and the report for the manifest (pixel-periods changed)."""
+    settings = config.classify
+    class_map = predicted["class_map"]
+    filtered = temporal.remove_flicker(class_map, predicted["confidence"], min_confidence=settings.flicker_min_confidence,
+                                       max_gap=settings.flicker_max_gap, end_confidence=settings.flicker_end_confidence,
+                                       nodata=classify.UNCLASSIFIED)
+    changed = int((filtered != class_map).sum())
+    report = {"method": settings.temporal_filter, "min_confidence": settings.flicker_min_confidence,
+              "max_gap": settings.flicker_max_gap, "end_confidence": settings.flicker_end_confidence,
+              "pixel_periods_changed": changed,
+              "share_changed": round(changed / max(int((class_map != classify.UNCLASSIFIED).sum()), 1), 6)}
+    return filtered.rio.write_crs(class_map.rio.crs).rio.write_nodata(classify.UNCLASSIFIED), report
+
+
+def validation_design(config: PipelineConfig, class_map: xr.DataArray, accuracy: dict, out: OutputLayout,
+                aoi_id: str) -> dict:
+    """Write the stratified random sample design; with a labelled sample, the Olofsson et al. (2014)
+    error-adjusted areas (metrics/area_estimates.csv) and design-based accuracies (into `accuracy`).
+    The same for the change map between the first and last period where transitions are configured."""
+    settings = config.classify
+    periods = [int(p) for p in class_map["period"].values]
+    period = settings.sample_period if settings.sample_period is not None else periods[-1]
+    if period not in periods:
+        raise InputError(f"classify.sample_period {period} is not a period of this run ({periods})")
+    strata = class_map.sel(period=period)
+    names = {c.code: c.name for c in config.classes}
+    design, pixels = _sample_design(settings, strata, names)
+    design["period"] = period
+    io.write_gpkg(design, out.sample_design(aoi_id), layer=f"{aoi_id} validation sample {period}")
+    report = {"sample_design": {"period": period, "n_samples": int(len(design)),
+                                "per_stratum": dict(zip(map(str, names), design.groupby("map_code").size()
+                                                        .reindex(list(names), fill_value=0).tolist()))}}
+    if settings.change_transitions and len(periods) > 1:
+        report["change_sample_design"] = _change_validation(config, class_map, out, aoi_id)
+    if settings.validation_sample is None:
+        return report
+    counts = _labelled_counts(settings.validation_sample, settings, strata, list(names), merge=True)
+    table = sampling.area_estimate_table(counts, pixels, codes=list(names), names=list(names.values()),
+                                           pixel_area_ha=pixel_area_ha(class_map))
+    io.write_csv(table, out.area_estimates(aoi_id))
+    estimate = sampling.stratified_area_estimate(counts, pixels, stratum_pixels=pixels)
+    accuracy["design_based"] = {
+        "method": "Olofsson et al. (2014) stratified estimators; strata = map classes of "
+                  f"{period}; sample {settings.validation_sample}",
+        "n_samples": int(counts.sum()),
+        "overall_accuracy": round(estimate["overall_accuracy"], 4),
+        "se_overall_accuracy": round(estimate["se_overall"], 4),
+        "confusion_matrix": {"labels": list(names), "rows": "map", "columns": "reference",
+                             "counts": counts.tolist()},
+    }
+    report["design_based_overall_accuracy"] = accuracy["design_based"]["overall_accuracy"]
+    return report
+
+
+def _sample_design(settings, strata: xr.DataArray, names: dict[int, str]) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """A stratified random sample of a (y, x) strata map (sample size for the target SE, Olofsson eq. 13),
+    and the pixels per stratum."""
+    flat = np.asarray(strata.values)
+    codes = list(names)
+    pixels = np.array([(flat == code).sum() for code in codes])
+    weights = pixels / max(pixels.sum(), 1)
+    n_total = sampling.sample_size(weights, [settings.sample_expected_users_accuracy] * len(codes),
+                                     target_se_overall=settings.sample_target_se)
+    allocation = sampling.allocate_sample(n_total, pixels, min_per_stratum=settings.sample_min_per_stratum)
+    indices = sampling.stratified_random_sample(flat, dict(zip(codes, allocation.tolist())),
+                                                  seed=settings.random_state)
+    return sampling.sample_points(strata, indices, names=names), pixels
+
+
+def _labelled_counts(path: Path, settings, strata: xr.DataArray, codes: list[int], *, merge: bool) -> np.ndarray:
+    """The error matrix (map x reference) of a labelled sample drawn from `strata`."""
+    sample = sampling.read_validation_sample(path, reference_field=settings.reference_field)
+    if merge and settings.merge_classes:
+        sample["reference_code"] = sample["reference_code"].replace(settings.merge_classes)
+    points = sample.to_crs(strata.rio.crs)
+    here = strata.sel(x=xr.DataArray(points.geometry.x.to_numpy(), dims="s"),
+                      y=xr.DataArray(points.geometry.y.to_numpy(), dims="s"), method="nearest").values
+    if not np.array_equal(here, sample["map_code"].to_numpy()):
+        raise InputError(f"{path}: the samples' map_code differ from this run's map at "
+                         f"{int((here != sample['map_code'].to_numpy()).sum())} points; the sample must come "
+                         "from the same map (classify.sample_period, classify.change_transitions)")
+    return sampling.error_matrix(sample["map_code"].to_numpy(), sample["reference_code"].to_numpy(), codes)
+
+
+def _change_validation(config: PipelineConfig, class_map: xr.DataArray, out: OutputLayout, aoi_id: str) -> dict:
+    """The change map first -> last period (0 stable, k = k-th transition of interest, last = other
+    change): its sample design and, once labelled, its error-adjusted areas."""
+    settings = config.classify
+    first, last = (int(p) for p in class_map["period"].values[[0, -1]])
+    transitions = [tuple(t) for t in settings.change_transitions]
+    strata = class_map.sel(period=last).copy(data=sampling.change_strata(
+        class_map.sel(period=first).values, class_map.sel(period=last).values, transitions))
+    class_names = {c.code: c.name for c in config.classes}
+    names = {0: "stable", **{k: f"{class_names.get(a, a)} -> {class_names.get(b, b)}"
+                             for k, (a, b) in enumerate(transitions, start=1)},
+             len(transitions) + 1: "other change"}
+    design, pixels = _sample_design(settings, strata, names)
+    design["period_from"], design["period_to"] = first, last
+    io.write_gpkg(design, out.change_sample_design(aoi_id), layer=f"{aoi_id} change validation sample {first}-{last}")
+    report = {"periods": [first, last], "n_samples": int(len(design))}
+    if settings.change_validation_sample is not None:
+        counts = _labelled_counts(settings.change_validation_sample, settings, strata, list(names), merge=False)
+        table = sampling.area_estimate_table(counts, pixels, codes=list(names), names=list(names.values()),
+                                               pixel_area_ha=pixel_area_ha(class_map))
+        io.write_csv(table, out.change_area_estimates(aoi_id))
+        report["labelled"] = int(counts.sum())
+    return report
+
+
+def _confusion_table(accuracy: dict, classes) -> pd.DataFrame:
+    """metrics/confusion_matrix.csv: one block of rows per assessment (hold-out, spatial CV, design-based),
+    one row per reference class, one column of counts per map class."""
+    names = {c.code: c.name for c in classes}
+    rows = []
+    for assessment, document in (("holdout", accuracy), ("spatial_cv", accuracy.get("spatial_cv")),
+                                 ("design_based", accuracy.get("design_based"))):
+        if not document:
+            continue
+        matrix = document["confusion_matrix"]
+        counts = np.asarray(matrix["counts"])
+        if matrix["rows"] == "map":
+            counts = counts.T
+        for code, row in zip(matrix["labels"], counts):
+            rows.append({"assessment": assessment, "reference_code": code, "reference_class": names.get(code),
+                         **{f"map_{c}": int(v) for c, v in zip(matrix["labels"], row)}})
+    return pd.DataFrame(rows)
+
+
+def _rgba(colour: str) -> tuple[int, int, int, int]:
+    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 255)

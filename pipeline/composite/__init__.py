@@ -1,0 +1,17 @@
+"""Composite: cloud masks, per-period composites and spectral indices, lazy in and lazy out.
+
+    masks       cloud and shadow masks applied to a scene stack
+    periods     which period each acquisition belongs to
+    composites  per-period median / mean / min / max composites
+    indices     NDVI, NDWI, NDBI, BSI and NDVI's within-period range
+    stage       the composite stage of one AOI (writes composites/<period>.tif)
+
+Uses: ingest, and the base modules (errors, config, io, results, job).
+"""
+
+from pipeline.composite.masks import cloud_mask
+from pipeline.composite.periods import period_of
+from pipeline.composite.composites import composite
+from pipeline.composite.indices import INDEX_FORMULAS, ndvi, ndvi_range, spectral_indices
+
+__all__ = ["cloud_mask", "period_of", "composite", "INDEX_FORMULAS", "ndvi", "ndvi_range", "spectral_indices"]

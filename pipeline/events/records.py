@@ -1,0 +1,174 @@
+"""Resettlement event records as they come: messy fields parsed, original text kept, and per record
+which analyses it allows.
+
+Columns follow the resettlement events table (`event_id, mine, company, country, iso3, commodity,
+lifecycle_stage, event_type, year_start, year_end, displaced_count, displaced_unit, origin_community,
+resettlement_site, mine_lat, mine_lon, site_lat, site_lon, coords_note, source`), optionally with
+`origin_lat, origin_lon` and `aoi_id`. An empty field means that no source gave a value, not zero.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from pipeline.errors import InputError
+
+__all__ = ["ANALYSES", "UNIT_KINDS", "normalise_events", "unit_kind", "parse_count", "read_events"]
+
+UNIT_KINDS = ("households", "families", "people", "other")
+
+# analysis -> what a record needs for it
+ANALYSES: dict[str, str] = {
+    "link_spatial": "mine coordinates (mine_lat, mine_lon)",
+    "before_after": "a start or end year",
+    "origin_zone": "origin community coordinates (origin_lat, origin_lon) or outline (origin_wkt), and a year",
+    "site_zone": "resettlement site coordinates (site_lat, site_lon) or outline (site_wkt), and a year",
+    "baci": "a year, mine coordinates (control ring) and an origin or site zone",
+    "displacement_count": "a displaced count with its unit",
+}
+
+_UNIT_PATTERNS = [  # matched against the unit's head noun phrase: "herder families" are families
+    ("households", re.compile(r"\bhouse ?holds?\b", re.I)),
+    ("families", re.compile(r"\bfamil(y|ies)\b", re.I)),
+    ("people", re.compile(r"\bpeople\b|\bpersons?\b|\binhabitants?\b|\bresidents?\b", re.I)),
+]
+_NUMBER = re.compile(r"\d[\d,.]*")
+_COORDINATES = [("mine_lat", "mine_lon"), ("site_lat", "site_lon"), ("origin_lat", "origin_lon")]
+_OPTIONAL = ["year_end", "displaced_count", "displaced_unit", "origin_community", "resettlement_site",
+             "mine_lat", "mine_lon", "site_lat", "site_lon", "origin_lat", "origin_lon", "country", "company",
+             "commodity", "lifecycle_stage", "event_type", "mine", "iso3", "coords_note", "source"]
+
+
+def unit_kind(unit: object) -> str | None:
+    """households / families / people / other from a free-text unit; None where the unit is empty.
+
+    Only the unit's head counts: its first three words before any parenthesis, so that
+    "people (2,000 dwellings)" is people and "residences and businesses acquired, residents moved" other.
+    """
+    if unit is None or (isinstance(unit, float) and np.isnan(unit)) or not str(unit).strip():
+        return None
+    head = " ".join(str(unit).split("(")[0].split()[:3])
+    for kind, pattern in _UNIT_PATTERNS:
+        if pattern.search(head):
+            return kind
+    return "other"
+
+
+def parse_count(value: object) -> float:
+    """A count from a number or a text such as '5,000', 'about 3,800 families'; NaN if none."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    match = _NUMBER.search(str(value))
+    return float(match.group().rstrip(".,").replace(",", "")) if match else np.nan
+
+
+def _year(value: object, *, event_id: str, column: str) -> float:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+        return np.nan
+    match = re.search(r"\b(1[89]\d\d|20\d\d|21\d\d)\b", str(value))
+    if match is None:
+        raise InputError(f"event {event_id!r}: {column} {value!r} is not a year")
+    return float(match.group())
+
+
+def _polygon(value: object, *, event_id: str, column: str) -> str | None:
+    """A WGS84 polygon as WKT, checked; None where empty."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+        return None
+    try:
+        geometry = shapely.from_wkt(str(value))
+    except shapely.errors.GEOSException:
+        raise InputError(f"event {event_id!r}: {column} is not WKT ({str(value)[:40]}...)") from None
+    if not geometry.geom_type.endswith("Polygon") or geometry.is_empty:
+        raise InputError(f"event {event_id!r}: {column} must be a polygon, got {geometry.geom_type}")
+    minx, miny, maxx, maxy = geometry.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InputError(f"event {event_id!r}: {column} is not in WGS84 longitude/latitude")
+    return geometry.wkt
+
+
+def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
+    """Parsed records: numeric years, counts and coordinates, `displaced_unit_kind`, the original text
+    of every parsed field in `<column>_text`, one boolean `allows_<analysis>` column per analysis and
+    `analyses` (the allowed ones, ';'-separated). Missing optional columns are added empty."""
+    if "event_id" not in records.columns:
+        raise InputError("the events table has no event_id column")
+    events = records.copy()
+    events["event_id"] = events["event_id"].astype(str)
+    duplicated = events["event_id"][events["event_id"].duplicated()].unique()
+    if len(duplicated):
+        raise InputError(f"event ids must be unique, repeated: {list(duplicated)}")
+    for column in ["year_start", *_OPTIONAL]:
+        if column not in events.columns:
+            events[column] = np.nan
+    for column in ("year_start", "year_end"):
+        events[f"{column}_text"] = events[column].astype("string")
+        events[column] = [_year(v, event_id=e, column=column) for v, e in zip(events[column], events["event_id"])]
+    events["displaced_count_text"] = events["displaced_count"].astype("string")
+    events["displaced_count"] = events["displaced_count"].map(parse_count)
+    events["displaced_unit_kind"] = events["displaced_unit"].map(unit_kind)
+    for lat, lon in _COORDINATES:
+        for column, limit in ((lat, 90), (lon, 180)):
+            values = pd.to_numeric(events[column], errors="coerce")
+            bad = values.abs() > limit
+            if bad.any():
+                raise InputError(f"event {events['event_id'][bad].iloc[0]!r}: {column} "
+                                 f"{values[bad].iloc[0]} is not a WGS84 coordinate")
+            events[column] = values
+    for column in ("origin_wkt", "site_wkt"):  # optional outlines of the community and the site
+        events[column] = [_polygon(v, event_id=e, column=column) for v, e in
+                          zip(events.get(column, pd.Series([None] * len(events), index=events.index)),
+                              events["event_id"])]
+    has_year = events["year_start"].notna() | events["year_end"].notna()
+    has = {name: events[lat].notna() & events[lon].notna() for name, (lat, lon) in
+           zip(("mine", "site", "origin"), _COORDINATES)}
+    has["origin"] |= events["origin_wkt"].notna()
+    has["site"] |= events["site_wkt"].notna()
+    allows = {
+        "link_spatial": has["mine"],
+        "before_after": has_year,
+        "origin_zone": has_year & has["origin"],
+        "site_zone": has_year & has["site"],
+        "baci": has_year & has["mine"] & (has["origin"] | has["site"]),
+        "displacement_count": events["displaced_count"].notna() & events["displaced_unit_kind"].notna(),
+    }
+    for analysis, allowed in allows.items():
+        events[f"allows_{analysis}"] = allowed.to_numpy()
+    events["analyses"] = [";".join(a for a in ANALYSES if events.at[i, f"allows_{a}"]) for i in events.index]
+    return events
+
+
+def read_events(path: Path) -> pd.DataFrame:
+    """Resettlement events in the columns of the resettlement events table (CSV or GeoPackage).
+
+    In a GeoPackage (or other vector file) whose features are polygons, each polygon is the origin
+    community's outline and becomes the `origin_wkt` column (WGS84 WKT); point features are ignored
+    (the table's coordinate columns locate the points)."""
+    if not path.exists():
+        raise InputError(f"{path}: events file not found (events.path)")
+    try:
+        if path.suffix.lower() == ".csv":
+            events = pd.read_csv(path, dtype={"event_id": str})
+        else:
+            frame = gpd.read_file(path)
+            events = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
+            if frame.crs is not None and frame.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+                outlines = frame.geometry.to_crs(4326)
+                events["origin_wkt"] = [g.wkt if g is not None and g.geom_type.endswith("Polygon") else None
+                                        for g in outlines]
+    except Exception as err:  # pandas/pyogrio raise many types for unreadable files
+        raise InputError(f"{path}: cannot read the events table ({err})") from None
+    required = ["event_id", "year_start"]
+    missing = [c for c in required if c not in events.columns]
+    if missing:
+        raise InputError(f"{path}: the events table lacks the column(s) {missing} (events.path; every "
+                         f"table needs {required}, columns found: {sorted(map(str, events.columns))})")
+    return events

@@ -1,0 +1,19 @@
+"""Products: run-level outputs, made from a finished run read back, and helpers for the notebooks.
+
+    export_run  every table as CSV and Parquet, event zones GPKG, SPSS .sav, Kumu JSON, summaries
+    exports     the SPSS and Kumu formats; effects across events by indicator
+    report      the HTML report (templates/report/)
+    catalog     the static STAC catalog of the outputs
+    qgis        QGIS .qml styles beside the rasters
+    plots       figures for the report and the notebooks
+    explore     tables for the notebooks
+
+Uses: every room above it (ingest ... video) and the base modules; reads a run through `pipeline.results`.
+"""
+
+from pipeline.products.export_run import export_run
+from pipeline.products.report import write_report
+from pipeline.products.catalog import write_output_catalog, validate_output_catalog
+from pipeline.products.qgis import write_styles
+
+__all__ = ["export_run", "write_report", "write_output_catalog", "validate_output_catalog", "write_styles"]

@@ -1,0 +1,111 @@
+"""`midr export RUN_DIR`: a finished run's tables gathered over all AOIs and written for other tools.
+
+    exports/<table>.csv and .parquet     every per-AOI table, all AOIs together
+    exports/event_zones.gpkg             layer "event zones with BACI effects" (as QGIS lists it)
+    exports/events.sav                   SPSS: one row per event x zone x class, labelled
+    exports/kumu.json                    Kumu network of companies, mines, events, communities, sites
+    summary/effects_by_indicator.csv     BACI effects by country, company, commodity, stage, event type
+    summary/<indicator>_<zone>_<class>.png
+Runs at the end of `midr run` too. Where the run's config has `public.enabled`, the event records and
+zones written here are the generalised ones (the run already wrote them so).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from pipeline import io
+from pipeline.products import exports
+from pipeline.results import OutputLayout, RunOutputs, open_run
+
+__all__ = ["export_run", "HEADLINE_EFFECTS", "EVENT_ZONES_LAYER"]
+
+log = logging.getLogger(__name__)
+
+# (zone, class name) pairs charted and carried on the Kumu connections
+HEADLINE_EFFECTS = (("origin_community", "built-up"), ("origin_community", "cropland"),
+                    ("resettlement_site", "built-up"), ("resettlement_site", "cropland"))
+
+# the layer name of exports/event_zones.gpkg: what QGIS shows in its layer panel
+EVENT_ZONES_LAYER = "event zones with BACI effects"
+
+# table -> the stage that writes it
+_TABLES = {"class_area": "change", "transitions": "change", "transitions_first_last": "change",
+           "change_summary": "change", "mining_footprint": "change", "rings": "change",
+           "event_metrics": "events", "baci": "events"}
+
+
+def export_run(run_dir: Path, manifest: dict | None = None) -> list[Path]:
+    """Write the exports and summaries of a finished run; returns the files written.
+
+    `manifest`: the run's manifest, where it is not yet on disk (the runner exports before writing it).
+    """
+    run = open_run(run_dir) if manifest is None else RunOutputs(OutputLayout(Path(run_dir)), manifest)
+    layout = run.layout
+    written: list[Path] = []
+    tables = {}
+    for name, stage in _TABLES.items():
+        parts = [pd.read_csv(getattr(layout, name)(a)) for a in _done(run, stage)]
+        parts = [p for p in parts if not p.empty]
+        tables[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    records = pd.read_csv(layout.event_records) if layout.event_records.exists() else pd.DataFrame()
+    tables["event_records"] = records
+    for name, table in tables.items():
+        for suffix, write in ((".csv", io.write_csv), (".parquet", io.write_parquet)):
+            path = layout.exports / f"{name}{suffix}"
+            write(table, path)
+            written.append(path)
+    linked = records[records["aoi_id"].notna()] if "aoi_id" in records else records
+    baci = tables["baci"]
+    if not baci.empty and not linked.empty:
+        written += _event_exports(run, _done(run, "events"), baci, linked)
+    log.info("exported %d files to %s", len(written), layout.exports)
+    return written
+
+
+def _done(run: RunOutputs, stage: str) -> list[str]:
+    """The AOIs whose `stage` finished (a later stage may have failed)."""
+    return [a for a in run.aoi_ids
+            if run.manifest["aois"][a].get("stages", {}).get(stage, {}).get("status") == "done"]
+
+
+def _event_exports(run, done: list[str], baci: pd.DataFrame, linked: pd.DataFrame) -> list[Path]:
+    layout = run.layout
+    written = []
+    zones = [gpd.read_file(layout.event_zones(a)) for a in done if layout.event_zones(a).exists()]
+    if zones:
+        frame = pd.concat([z.to_crs(4326) for z in zones], ignore_index=True)
+        wide = baci[baci["status"] == "ok"].pivot_table(index=["event_id", "zone"], columns="class_name",
+                                                        values="effect_ha").add_prefix("effect_ha_").reset_index()
+        wide.columns = [c.replace(" ", "_").replace("/", "_").replace("&", "and") for c in wide.columns]
+        frame = frame.merge(wide, on=["event_id", "zone"], how="left")
+        frame = frame.merge(linked[["event_id", *exports.INDICATORS]], on="event_id", how="left")
+        path = layout.exports / "event_zones.gpkg"
+        io.write_gpkg(gpd.GeoDataFrame(frame, geometry="geometry", crs=4326), path, layer=EVENT_ZONES_LAYER)
+        written.append(path)
+    class_names = {c.code: c.name for c in run.classes}
+    table, labels, value_labels = exports.spss_table(baci, linked, class_names)
+    path = layout.exports / "events.sav"
+    exports.write_sav(table, path, column_labels=labels, value_labels=value_labels)
+    written.append(path)
+    network = exports.kumu_network(linked, baci, headline=HEADLINE_EFFECTS)
+    path = layout.exports / "kumu.json"
+    io.write_json(network, path)
+    written.append(path)
+    summary = exports.effects_by_indicator(baci, linked, class_names=sorted({c for _, c in HEADLINE_EFFECTS}))
+    path = layout.summary / "effects_by_indicator.csv"
+    io.write_csv(summary, path)
+    written.append(path)
+    for indicator in exports.INDICATORS:
+        for zone, class_name in HEADLINE_EFFECTS:
+            figure = exports.effects_figure(summary, indicator, zone=zone, class_name=class_name)
+            path = layout.summary / f"{indicator}_{zone}_{class_name.replace('/', '_').replace(' ', '_')}.png"
+            io.write_figure(figure, path)
+            plt.close(figure)
+            written.append(path)
+    return written

@@ -1,0 +1,148 @@
+"""QGIS layer styles (.qml) beside a run's rasters, so that QGIS shows them with the run's legend.
+
+QGIS loads `<name>.qml` beside `<name>.tif` as the layer's default style when the layer is added. This
+module writes:
+
+    <aoi>/classes/<period>.qml             paletted renderer: each class code with its colour and name
+    <aoi>/classes/<period>_confidence.qml  pseudocolour (viridis) from 0 to 1
+    <aoi>/change/first_change_year.qml     pseudocolour (viridis), one legend entry per year; the
+                                           NO_CHANGE value (never changed) transparent
+
+The XML follows what QGIS 3 writes and reads for raster layers: `<qgis><pipe><rasterrenderer ...>` with a
+`colorPalette` of `paletteEntry` (value, color, alpha, label) for the paletted renderer and a
+`rastershader/colorrampshader` of `item`s for the single-band pseudocolour renderer, a
+`rasterTransparency/singleValuePixelList` for values drawn transparent (see QGIS' src/core/raster:
+qgspalettedrasterrenderer.cpp, qgscolorrampshader.cpp, qgsrastertransparency.cpp). The files hold no
+date or path: the same run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+
+from pipeline import io
+from pipeline.change.maps import NO_CHANGE
+from pipeline.classify.predict import UNCLASSIFIED
+from pipeline.config import ClassDef
+from pipeline.results import open_run
+
+__all__ = ["QGIS_VERSION", "class_map_style", "confidence_style", "first_change_year_style", "write_styles"]
+
+QGIS_VERSION = "3.28.0-Firenze"  # the long-term release whose QML format these files follow
+_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+
+
+def _document(renderer: ET.Element) -> str:
+    """A complete QML document around one raster renderer."""
+    root = ET.Element("qgis", {"version": QGIS_VERSION, "styleCategories": "AllStyleCategories"})
+    pipe = ET.SubElement(root, "pipe")
+    pipe.append(renderer)
+    ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
+    ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "colorizeOn": "0",
+                                          "colorizeRed": "255", "colorizeGreen": "128", "colorizeBlue": "128",
+                                          "colorizeStrength": "100"})
+    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
+    ET.SubElement(root, "blendMode").text = "0"
+    ET.indent(root, space="  ")
+    return _DOCTYPE + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _renderer(kind: str, **attributes: str) -> ET.Element:
+    """A rasterrenderer element on band 1, opaque, nodata drawn transparent (nodataColor empty)."""
+    return ET.Element("rasterrenderer", {"type": kind, "band": "1", "opacity": "1", "alphaBand": "-1",
+                                         "nodataColor": "", **attributes})
+
+
+def _transparency(renderer: ET.Element, values: Sequence[float] = ()) -> None:
+    """Values drawn fully transparent (besides the raster's nodata, which QGIS never draws)."""
+    element = ET.SubElement(renderer, "rasterTransparency")
+    if values:
+        pixels = ET.SubElement(element, "singleValuePixelList")
+        for value in values:
+            ET.SubElement(pixels, "pixelListEntry", {"min": _number(value), "max": _number(value),
+                                                     "percentTransparent": "100"})
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _pseudocolour(renderer: ET.Element, items: Sequence[tuple[float, str, str]], *, ramp: str,
+                  minimum: float, maximum: float) -> None:
+    """A colorrampshader of (value, colour, label) items: "EXACT" (each value its colour) or
+    "INTERPOLATED" (colours blended between the values)."""
+    shader = ET.SubElement(ET.SubElement(renderer, "rastershader"), "colorrampshader", {
+        "colorRampType": ramp, "classificationMode": "1", "clip": "0",
+        "minimumValue": _number(minimum), "maximumValue": _number(maximum)})
+    for value, colour, label in items:
+        ET.SubElement(shader, "item", {"value": _number(value), "color": colour, "alpha": "255", "label": label})
+
+
+def _viridis(n: int) -> list[str]:
+    """n colours evenly spaced along viridis, as #rrggbb."""
+    ramp = colormaps["viridis"]
+    return [to_hex(ramp(i / max(n - 1, 1))) for i in range(n)]
+
+
+def class_map_style(classes: Sequence[ClassDef]) -> str:
+    """QML for a class map: a paletted renderer, each class code with its colour and name; the
+    UNCLASSIFIED nodata (and any code not in the schema) is not drawn."""
+    renderer = _renderer("paletted")
+    _transparency(renderer, [UNCLASSIFIED])
+    palette = ET.SubElement(renderer, "colorPalette")
+    for c in sorted(classes, key=lambda c: c.code):
+        ET.SubElement(palette, "paletteEntry", {"value": str(c.code), "color": c.colour.lower(), "alpha": "255",
+                                                "label": c.name})
+    return _document(renderer)
+
+
+def confidence_style() -> str:
+    """QML for a confidence map (highest class probability, 0..1): viridis from 0 (dark) to 1 (yellow)."""
+    stops = [0.0, 0.25, 0.5, 0.75, 1.0]
+    renderer = _renderer("singlebandpseudocolor", classificationMin="0", classificationMax="1")
+    _transparency(renderer)
+    _pseudocolour(renderer, [(v, c, f"{v:g}") for v, c in zip(stops, _viridis(len(stops)))],
+                  ramp="INTERPOLATED", minimum=0, maximum=1)
+    return _document(renderer)
+
+
+def first_change_year_style(years: Sequence[int]) -> str:
+    """QML for the first-change-year map: one viridis colour per year of the legend (`years`, the periods
+    after the first), NO_CHANGE (never changed) transparent."""
+    years = sorted(int(y) for y in years)
+    low, high = (years[0], years[-1]) if years else (0, 0)
+    renderer = _renderer("singlebandpseudocolor", classificationMin=str(low), classificationMax=str(high))
+    _transparency(renderer, [NO_CHANGE])
+    _pseudocolour(renderer, [(y, c, str(y)) for y, c in zip(years, _viridis(len(years)))],
+                  ramp="EXACT", minimum=low, maximum=high)
+    return _document(renderer)
+
+
+def write_styles(run_dir: Path) -> list[Path]:
+    """Write a .qml beside every class map, confidence map and first-change-year map of a finished run
+    (classes from the run's config); returns the files written, AOI by AOI, period by period."""
+    run = open_run(run_dir)
+    layout = run.layout
+    classes = class_map_style(run.classes)
+    confidence = confidence_style()
+    written = []
+    for aoi_id in run.aoi_ids:
+        periods = run.manifest["aois"][aoi_id].get("stages", {}).get("composite", {}).get("periods", [])
+        for period in periods:
+            for raster, style, text in ((layout.class_map(aoi_id, period), layout.class_map_style(aoi_id, period),
+                                         classes),
+                                        (layout.confidence(aoi_id, period), layout.confidence_style(aoi_id, period),
+                                         confidence)):
+                if raster.exists():
+                    io.write_bytes(text.encode(), style)
+                    written.append(style)
+        if layout.first_change_year(aoi_id).exists():
+            style = layout.first_change_year_style(aoi_id)
+            io.write_bytes(first_change_year_style(periods[1:]).encode(), style)
+            written.append(style)
+    return written

@@ -1,0 +1,242 @@
+"""The video stage: composites, class maps and events of one AOI -> a YouTube-ready time-lapse.
+
+Writes the MP4 (H.264, yuv420p), a poster PNG, SubRip captions and youtube.txt (title, description,
+sources, chapters). Frames are composed by `pipeline.video.frames`, encoded by `pipeline.video.encoder`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline import io
+from pipeline.classify.predict import UNCLASSIFIED
+from pipeline.events.captions import event_caption
+from pipeline.video import publish
+from pipeline.video.encoder import write_timelapse
+from pipeline.video.frames import Scene, build_scene
+from pipeline.video.panels import LegendEntry, MapMarker, colour_classes, true_colour
+from pipeline.video.style import NODATA_RGB
+from pipeline.video.timeline import Timing
+from pipeline.config import PipelineConfig
+from pipeline.errors import InputError
+from pipeline.results import OutputLayout
+
+__all__ = ["make_timelapse", "event_markers", "outline_pixels", "ground_pixel_size_m", "video_captions"]
+
+log = logging.getLogger(__name__)
+
+_STRETCH_SAMPLE = 2_000_000  # values per band the colour stretch is estimated from
+
+
+def _stretch(rgb: xr.Dataset, percentiles) -> tuple[float, float]:
+    """Low and high percentiles of the bands over all periods, from a regular subsample of the pixels
+    (at most ~2 M values per band) so a long, large series is never loaded whole."""
+    sizes = rgb.sizes
+    step = max(1, int(np.ceil(np.sqrt(sizes["y"] * sizes["x"] * sizes.get("period", 1) / _STRETCH_SAMPLE))))
+    sample = rgb.isel(y=slice(None, None, step), x=slice(None, None, step)).to_dataarray().values
+    return tuple(float(v) for v in np.nanpercentile(sample, percentiles))
+
+
+def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Dataset, class_map: xr.DataArray | None,
+           aoi_events: pd.DataFrame, *, class_area: pd.DataFrame | None, geometry: gpd.GeoSeries,
+           out: OutputLayout) -> dict:
+    """The time-lapse MP4, its poster, subtitles and youtube.txt; returns what the manifest records.
+
+    Without a class map (no classify section) the video shows the composites alone: no land-cover
+    panel, legend or area chart."""
+    settings, aoi_id = config.video, aoi["aoi_id"]
+    public = config.public.enabled
+    periods = [int(p) for p in composites["period"].values]
+    bands = list(settings.rgb_bands)
+    missing = [b for b in bands if b not in composites.data_vars]
+    if missing:
+        raise InputError(f"video.rgb_bands: {missing} not in the composites of aoi {aoi_id!r} "
+                         f"(they have {sorted(map(str, composites.data_vars))})")
+    rgb = composites[bands]
+    low, high = _stretch(rgb, settings.stretch_percentiles)
+    if not high > low:
+        raise InputError(f"aoi {aoi_id!r}: the composites of {bands} are empty or constant; no stretch "
+                         f"for the video (video.stretch_percentiles)")
+    legend = ([LegendEntry(c.code, c.name, c.colour) for c in config.classes]
+              if class_map is not None else [])
+    if class_map is not None and bool((class_map == UNCLASSIFIED).any()):
+        legend.append(LegendEntry(UNCLASSIFIED, "no data", "#%02x%02x%02x" % NODATA_RGB))
+    class_areas = None
+    if class_map is not None and class_area is not None:
+        areas = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum")
+        class_areas = {c.code: [float(areas.at[p, c.code]) if p in areas.index and c.code in areas.columns
+                                else np.nan for p in periods] for c in config.classes}
+    captions = video_captions(aoi_events, periods, public=public)
+    about = _event_facts(aoi_events)
+    title = settings.title or str(aoi.get("name") or aoi_id)
+    subtitle = (settings.subtitle if settings.subtitle is not None
+                else " · ".join(fact for fact in about if fact != title))
+    years = f"{periods[0]}–{periods[-1]}" if len(periods) > 1 else str(periods[0])
+    footer = settings.credits.replace("{years}", years)
+    outro_lines = [line for line in (footer, *settings.outro_credits) if line]
+    if len(aoi_events):
+        outro_lines.append("Events: public sources listed in the video description")
+    outro_lines.append("Made with midr-pipeline")
+    grid = class_map if class_map is not None else composites
+    crs, transform = grid.rio.crs, grid.rio.transform(recalc=True)
+    pixel_size_m = ground_pixel_size_m(crs, transform, geometry)
+    overlays = dict(outline=outline_pixels(geometry, crs, transform),
+                    markers=(event_markers(aoi_events, crs, transform, public=public,
+                                            grid_m=config.public.grid_m, pixel_size_m=pixel_size_m)
+                             if settings.markers else []),
+                    pixel_size_m=pixel_size_m)
+
+    def maps() -> Iterator[np.ndarray]:
+        for period in periods:
+            scene = rgb.sel(period=period)
+            yield true_colour(*(scene[b].values for b in bands), vmin=low, vmax=high)
+
+    def class_maps() -> Iterator[np.ndarray]:
+        for period in periods:
+            yield colour_classes(class_map.sel(period=period).values, legend,
+                                        nodata=UNCLASSIFIED)
+
+    def scene(size: tuple[int, int]) -> Scene:
+        return build_scene(
+            maps(), period_labels=[str(p) for p in periods], size=size, title=title, subtitle=subtitle,
+            class_maps=class_maps() if class_map is not None else None, legend=legend, class_areas=class_areas, period_values=periods,
+            captions=[(period, text) for period, text in captions], credits=footer,
+            intro_lines=[line for line in (about[:2], about[2:]) for line in [" · ".join(line)] if line]
+            if settings.intro_seconds else None,
+            outro_lines=outro_lines if settings.outro_seconds else None,
+            map_titles=("True colour" if bands == ["red", "green", "blue"] else
+                        f"{_BAND_LABELS.get(bands[0], bands[0].upper())} (grey)" if len(set(bands)) == 1 else
+                        "False colour (" + " / ".join(_BAND_LABELS.get(b, b) for b in bands) + ")", "Land cover"),
+            chart=settings.chart,
+            **overlays)
+
+    timing = Timing(fps=settings.fps, seconds_per_period=settings.seconds_per_period,
+                           crossfade_seconds=settings.crossfade_seconds, intro_seconds=settings.intro_seconds,
+                           outro_seconds=settings.outro_seconds, caption_seconds=settings.caption_seconds)
+    video_scene = scene(settings.size)
+    path = out.video(aoi_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_frames = write_timelapse(video_scene, timing, path, preset=settings.x264_preset, crf=settings.crf)
+    io.note_written(path)
+
+    texts = [text for _, text in captions]
+    spans = publish.caption_frames(timing, len(periods), [period for period, _ in captions])
+    found = publish.chapters(timing, len(periods), opening=f"{title}, {years}", captions=texts, spans=spans)
+    problems = publish.chapter_problems(found, total_seconds=n_frames / settings.fps)
+    for problem in problems:
+        log.warning("aoi %r: youtube chapters: %s", aoi_id, problem)
+    sources = [footer, *settings.outro_credits,
+               *[part.strip() for source in aoi_events.get("source", pd.Series(dtype=str)).dropna()
+                 for part in str(source).split(" ; ")]]
+    band_names = " / ".join(_BAND_LABELS.get(b, b) for b in bands)
+    shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the area "
+             "of each class over time" if legend else f"satellite composites ({band_names})")
+    summary = (f"Land cover around {about[0] if about else title} from {periods[0]} to {periods[-1]}, period by "
+               f"period: {shown}" + (", with the documented displacement and resettlement events" if texts else "")
+               + ". Made with midr-pipeline.")
+    io.write_bytes(publish.youtube_text(title=f"{title}: land-cover change {years} (time-lapse)", summary=summary,
+                                        captions=texts, sources=sources, found=found, notes=problems).encode(),
+                   out.youtube(aoi_id))
+    io.write_bytes(publish.subtitles_srt(texts, spans, fps=settings.fps).encode(), out.subtitles(aoi_id))
+    io.write_bytes(publish.png_bytes(publish.poster_frame(scene(publish.POSTER_SIZE))), out.poster(aoi_id))
+    return {"frames": n_frames, "size": list(settings.size), "fps": settings.fps,
+            "duration_s": round(n_frames / settings.fps, 3), "captions": len(texts),
+            "chapters": [f"{c.timestamp} {c.title}" for c in found], "chapter_problems": problems}
+
+
+_BAND_LABELS = {"blue": "Blue", "green": "Green", "red": "Red", "nir": "NIR", "swir1": "SWIR1", "swir2": "SWIR2"}
+
+
+def video_captions(aoi_events: pd.DataFrame, periods: list[int], *, public: bool) -> list[tuple[int, str]]:
+    """(period index, caption) per event: at the first period from the event's start year on (events
+    before the series show at its start; events after it are left out), ordered by period."""
+    captions = []
+    for _, event in aoi_events.iterrows():
+        year = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
+        if pd.isna(year):
+            log.info("event %r has no year: no caption", event["event_id"])
+            continue
+        start = int(year)
+        index = next((i for i, p in enumerate(periods) if p >= start), None)
+        if index is None:
+            log.info("event %r (%d) is after the last period %d: no caption", event["event_id"], start, periods[-1])
+            continue
+        text = event_caption(event, public=public)
+        captions.append((index, re.sub(r"^(\d{4})-(\d{4})", "\\1\u2013\\2", text)))
+    return sorted(captions, key=lambda c: c[0])
+
+
+def _event_facts(aoi_events: pd.DataFrame) -> list[str]:
+    """Mine, company, country, commodity of the AOI's events (the first record that gives each)."""
+    facts = []
+    for column in ("mine", "company", "country", "commodity"):
+        values = aoi_events[column].dropna().astype(str) if column in aoi_events.columns else pd.Series(dtype=str)
+        if len(values):
+            facts.append(values.iloc[0])
+    return facts
+
+
+def ground_pixel_size_m(crs, transform, geometry: gpd.GeoSeries) -> float | None:
+    """Ground size of a pixel (x) in metres, for the scale bar; None if the CRS has no usable unit."""
+    if crs is None:
+        return None
+    if crs.is_geographic:
+        latitude = float(geometry.to_crs("EPSG:4326").union_all().centroid.y)
+        return abs(transform.a) * 111_320.0 * np.cos(np.radians(latitude))
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return abs(transform.a) * factor
+
+
+def _to_pixels(xs, ys, transform) -> tuple[np.ndarray, np.ndarray]:
+    inverse = ~transform
+    xs, ys = np.asarray(xs, dtype="float64"), np.asarray(ys, dtype="float64")
+    return inverse.a * xs + inverse.b * ys + inverse.c, inverse.d * xs + inverse.e * ys + inverse.f
+
+
+def outline_pixels(geometry: gpd.GeoSeries, crs, transform) -> list[np.ndarray]:
+    rings = []
+    for polygon in geometry.to_crs(crs).explode(index_parts=False):
+        for ring in [polygon.exterior, *polygon.interiors]:
+            xs, ys = ring.coords.xy
+            cols, rows = _to_pixels(xs, ys, transform)
+            rings.append(np.column_stack([cols, rows]))
+    return rings
+
+
+def event_markers(aoi_events: pd.DataFrame, crs, transform, *, public: bool, grid_m: float,
+                   pixel_size_m: float | None) -> list[MapMarker]:
+    """Mine, origin community and resettlement site of each event; in public mode the community and the
+    site snap to a grid of `grid_m` and show as an unnamed circle of that size."""
+    places = {"mine": ("mine_lat", "mine_lon", "mine"), "origin": ("origin_lat", "origin_lon", "origin_community"),
+              "site": ("site_lat", "site_lon", "resettlement_site")}
+    markers, seen = [], set()
+    for _, event in aoi_events.iterrows():
+        for kind, (lat, lon, name) in places.items():
+            if pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
+                continue
+            point = gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326")
+            sensitive = public and kind != "mine"
+            if sensitive:
+                metric = point.to_crs(point.estimate_utm_crs())
+                snapped = gpd.points_from_xy(np.round(metric.x / grid_m) * grid_m, np.round(metric.y / grid_m) * grid_m)
+                point = gpd.GeoSeries(snapped, crs=metric.crs).to_crs(crs)
+            else:
+                point = point.to_crs(crs)
+            cols, rows = _to_pixels(point.x, point.y, transform)
+            key = (kind, round(float(cols[0]), 1), round(float(rows[0]), 1))
+            if key in seen:
+                continue
+            seen.add(key)
+            label = "" if sensitive or pd.isna(event.get(name)) else str(event[name])
+            radius = grid_m / 2 / pixel_size_m if sensitive and pixel_size_m else 0.0
+            markers.append(MapMarker(float(cols[0]), float(rows[0]), label, kind, radius))
+    return markers
+
+

@@ -1,0 +1,90 @@
+"""QGIS styles: valid QML with the run's classes, colours and years, beside every raster of a run."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pipeline.change import NO_CHANGE
+from pipeline.config import DEFAULT_CLASSES, ClassDef
+from pipeline.errors import InputError
+from pipeline.products.qgis import class_map_style, confidence_style, first_change_year_style, write_styles
+from pipeline.results import open_run
+
+
+def _renderer(qml: str) -> ET.Element:
+    assert qml.startswith("<!DOCTYPE qgis")
+    root = ET.fromstring(qml)
+    assert root.tag == "qgis" and root.get("version").startswith("3.")
+    renderers = root.findall("./pipe/rasterrenderer")
+    assert len(renderers) == 1 and renderers[0].get("band") == "1"
+    return renderers[0]
+
+
+def _transparent(renderer: ET.Element) -> list[tuple[str, str, str]]:
+    return [(e.get("min"), e.get("max"), e.get("percentTransparent"))
+            for e in renderer.findall("./rasterTransparency/singleValuePixelList/pixelListEntry")]
+
+
+def test_class_map_style_lists_every_class_with_its_colour_and_name():
+    classes = [*DEFAULT_CLASSES, ClassDef(code=12, name='tailings <"pond">', colour="#00AABB")]
+    renderer = _renderer(class_map_style(classes))
+    assert renderer.get("type") == "paletted"
+    entries = [(e.get("value"), e.get("color"), e.get("alpha"), e.get("label"))
+               for e in renderer.findall("./colorPalette/paletteEntry")]
+    assert entries == [("1", "#1f78b4", "255", "water"), ("2", "#33a02c", "255", "tree cover"),
+                       ("3", "#b2df8a", "255", "grass/shrub"), ("4", "#ffd92f", "255", "cropland"),
+                       ("5", "#e31a1c", "255", "built-up"), ("6", "#8c6d31", "255", "bare ground & mining"),
+                       ("12", "#00aabb", "255", 'tailings <"pond">')]
+    assert _transparent(renderer) == [("255", "255", "100")]  # nodata (unclassified) is not drawn
+
+
+def test_first_change_year_style_has_one_legend_entry_per_year_and_hides_no_change():
+    renderer = _renderer(first_change_year_style([2019, 2017, 2018]))
+    assert renderer.get("type") == "singlebandpseudocolor"
+    shader = renderer.find("./rastershader/colorrampshader")
+    assert shader.get("colorRampType") == "EXACT"
+    items = shader.findall("item")
+    assert [(i.get("value"), i.get("label")) for i in items] == [("2017", "2017"), ("2018", "2018"), ("2019", "2019")]
+    assert len({i.get("color") for i in items}) == 3
+    assert (renderer.get("classificationMin"), renderer.get("classificationMax")) == ("2017", "2019")
+    assert _transparent(renderer) == [(str(NO_CHANGE), str(NO_CHANGE), "100")]
+
+
+def test_confidence_style_ramps_from_zero_to_one():
+    shader = _renderer(confidence_style()).find("./rastershader/colorrampshader")
+    assert shader.get("colorRampType") == "INTERPOLATED"
+    values = [float(i.get("value")) for i in shader.findall("item")]
+    assert values[0] == 0 and values[-1] == 1 and values == sorted(values)
+
+
+def test_styles_are_written_beside_every_map_of_the_demo_run(demo_run, tmp_path):
+    run_dir = tmp_path / "demo_small"  # a copy: the session's run stays as the runner left it
+    shutil.copytree(demo_run / "outputs" / "demo_small", run_dir)
+    written = write_styles(run_dir)
+    run = open_run(run_dir)
+    periods = run.periods("demo_mine")
+    classes_dir = run_dir / "demo_mine" / "classes"
+    maps = sorted(p for p in classes_dir.glob("*.tif"))
+    assert len(maps) == 2 * len(periods)  # class map and confidence per period
+    assert sorted(p for p in written if p.parent == classes_dir) == sorted(p.with_suffix(".qml") for p in maps)
+    for period in periods:
+        entries = _renderer((classes_dir / f"{period}.qml").read_text()).findall("./colorPalette/paletteEntry")
+        assert [(e.get("value"), e.get("color"), e.get("label")) for e in entries] == [
+            (str(c.code), c.colour, c.name) for c in run.classes]
+        assert _renderer((classes_dir / f"{period}_confidence.qml").read_text()).get("type") == "singlebandpseudocolor"
+    change_style = run_dir / "demo_mine" / "change" / "first_change_year.qml"
+    assert change_style in written
+    items = _renderer(change_style.read_text()).findall("./rastershader/colorrampshader/item")
+    assert [int(i.get("value")) for i in items] == periods[1:]  # a pixel first changes in the 2nd period or later
+    first = {p: p.read_bytes() for p in written}
+    assert write_styles(run_dir) == written
+    assert {p: p.read_bytes() for p in written} == first  # same run, same bytes
+    assert not [p for p in written if str(tmp_path).encode() in first[p]]  # no absolute paths
+
+
+def test_a_folder_without_a_run_is_refused(tmp_path):
+    with pytest.raises(InputError, match="no manifest.json"):
+        write_styles(tmp_path)
