@@ -47,7 +47,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from scipy import ndimage
 
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, write_gpkg
 from pipeline.demo.landscape import (_BAND_NAMES, _CLASS_NODATA, _EPSG, _PIXEL_M, _SURFACE_CLASS, CLASS_CODES, DemoSize,
                                      _grid_transform, _landscape, _Layout, _layout, _preset, _sample_years, _texture,
                                      _yearly_surfaces)
@@ -294,7 +294,7 @@ def generate_demo(
     points = _training_points(
         truth, _sample_years(preset), preset.points_per_class, transform, point_rng
     )
-    _write_table(points_path, lambda p: points.to_file(p, layer="training_points", driver="GPKG"))
+    write_gpkg(points, points_path, layer="training_points")  # a fixed layer date: equal runs, equal files
     events = _events_table(layout, transform, preset.resettlement_year, seed)
     _write_table(events_path, lambda p: events.to_csv(p, index=False))
     aoi = _aoi_frame(preset.n_px, transform)
