@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser
+.PHONY: demo pair test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser
 
 venv: $(STAMP)
 
@@ -22,6 +22,14 @@ data/demo/.complete: $(STAMP) $(wildcard pipeline/demo/*.py)
 
 demo: data/demo/.complete
 	$(BIN)/midr run configs/demo.yaml
+
+# A rapid event: two acquisitions around a dated (synthetic) tailings-dam failure, one period per scene
+data/pair/.complete: $(STAMP) $(wildcard pipeline/demo/*.py)
+	$(BIN)/midr demo-data --pair --out data/pair --aoi aoi/pair_mine.geojson
+	touch $@
+
+pair: data/pair/.complete
+	$(BIN)/midr run configs/dam_failure_pair.yaml
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest

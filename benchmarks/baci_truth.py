@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline import events
 from pipeline.ingest import pixel_area_ha
 from pipeline.config import load_config
+from pipeline.events.stage import event_window
 from pipeline.demo import truth_class_map
 from pipeline.results import open_run
 
@@ -38,7 +39,7 @@ def main() -> None:
                                          control_outer_m=settings.control_outer_m,
                                          mining_classes=config.change.mining_classes)
             true = events.baci_effects(event, truth, masks, config.classes, pixel_area_ha=pixel_area_ha(truth),
-                                       years_before=settings.years_before, years_after=settings.years_after,
+                                       window=event_window(settings),
                                        block_size_m=settings.block_size_m, n_bootstrap=200)
             print(f"{aoi_id} / {event_id}")
             for zone, name in HEADLINE:

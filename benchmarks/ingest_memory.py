@@ -82,7 +82,7 @@ def run_case(folder: Path, n_dates: int, chunk: int, out: Path, *, per_year: boo
         listed = sources.list_sources(ingest, cloud_mask, scenes_glob=ingest.scenes)
         aoi = gpd.read_file(folder / "aoi.geojson").geometry
         stack, _ = sources.aoi_stack(listed, aoi, ingest_config=ingest, drop=cloud_mask.drop, aoi_id="bench")
-        composites = composite.composite(stack, period="year", method="median")
+        composites = composite.composite(stack, composite.make_periods(stack["time"].values), method="median")
         layers = [v for v in composites.data_vars if v != "clear_count"]
         for period in composites["period"].values:
             io.write_cog(composites[layers].sel(period=period).to_dataarray("band").astype("float32"),

@@ -111,9 +111,21 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config file")]) -
     """Check CONFIG without running anything."""
     try:
         settings = load_config(config)
+        from pipeline.runner.plan import period_plans
+
+        plans = period_plans(settings)
     except PipelineError as err:
         _fail(err)
-    typer.echo(f"{config}: ok (run {settings.run_name!r}, outputs in {settings.run_dir})")
+    lines = [f"{config}: ok (run {settings.run_name!r}, outputs in {settings.run_dir})"]
+    for plan in plans:
+        lines.append(f"aoi {plan.aoi_id!r}: {len(plan.times)} acquisition(s), {len(plan.periods)} period(s) "
+                     f"(composite.period: {settings.composite.period})"
+                     + (f"; {plan.outside} acquisition(s) fall in no period" if plan.outside else ""))
+        lines += [f"  {period.id:<24} {period.start} to {period.end}  {count:>3} scene(s)" for period, count in plan.periods]
+        if not plan.times:
+            lines.append("  no acquisition's footprint meets this AOI: the run would fail for it")
+        lines += [f"  warning: {text}" for text in plan.warnings]
+    typer.echo("\n".join(lines))
 
 
 @app.command()
@@ -155,16 +167,22 @@ def demo_data(
         "data/demo"),
     aoi: Annotated[Path, typer.Option(help="AOI file to write")] = Path("aoi/demo_mine.geojson"),
     size: Annotated[str, typer.Option(help="default or small")] = "default",
-    seed: Annotated[int, typer.Option()] = 42,
+    seed: Annotated[int | None, typer.Option(help="random seed (default 42; 7 for the pair)")] = None,
+    pair: Annotated[bool, typer.Option(help="instead, the rapid-event pair: two scenes around a dated "
+                                            "tailings-dam failure (pipeline/demo/pair.py)")] = False,
 ) -> None:
     """Generate the synthetic demo mine (scenes, truth, labels, events, AOI)."""
     from pipeline.demo import generate_demo
+    from pipeline.demo.pair import generate_pair
 
     _setup_logging(False)
     if size not in ("default", "small"):
         err_console.print(f"[bold red]error:[/] --size must be 'default' or 'small', got {size!r}")
         raise typer.Exit(2)
-    written = generate_demo(out, aoi, size=size, seed=seed)  # type: ignore[arg-type]
+    if pair:
+        written = generate_pair(out, aoi, seed=7 if seed is None else seed)
+    else:
+        written = generate_demo(out, aoi, size=size, seed=42 if seed is None else seed)  # type: ignore[arg-type]
     for what, path in written.items():
         typer.echo(f"{what:<16} {path}")
 

@@ -6,6 +6,7 @@ paths resolve against the folder of the config file, so a config can be run from
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from pipeline.errors import ConfigError
 
 __all__ = [
     "PipelineConfig",
+    "SAFE_NAME",
     "ClassDef",
     "DEFAULT_CLASSES",
     "load_config",
@@ -215,11 +217,68 @@ class CloudMaskConfig(Strict):
     )
 
 
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # ids used in file names: no "/", no leading "." or "-"
+
+
+def _month_day(value: str) -> str:
+    try:
+        dt.date(2000, *(int(part) for part in value.split("-")))  # 2000: a leap year, so 02-29 is a day
+    except (TypeError, ValueError):
+        raise ValueError(f"not a day of the year in the form MM-DD: {value!r}") from None
+    return value
+
+
+MonthDay = Annotated[str, Field(pattern=r"^\d{2}-\d{2}$"), AfterValidator(_month_day)]
+
+
+class SeasonConfig(Strict):
+    """Days of each year composited together; a season may cross the new year (it then belongs to the
+    year in which it starts)."""
+
+    start: MonthDay = Field(description="first day, MM-DD, e.g. 05-01")
+    end: MonthDay = Field(description="last day, MM-DD, e.g. 09-30 (or 03-31 for a season across the new year)")
+
+
+class WindowConfig(Strict):
+    """A named date range composited on its own, e.g. the weeks before and after an event."""
+
+    name: str = Field(pattern=SAFE_NAME.pattern, description="id in file names and tables, e.g. before")
+    start: dt.date = Field(description="first day, YYYY-MM-DD")
+    end: dt.date = Field(description="last day, YYYY-MM-DD (inclusive)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "WindowConfig":
+        if self.end < self.start:
+            raise ValueError(f"window {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
 class CompositeConfig(Strict):
-    period: Literal["year"] = "year"
+    period: Literal["year", "season", "quarter", "month", "scene", "windows"] = Field(
+        "year", description="what each composite covers: a calendar year, a season of each year (season), "
+        "a quarter, a month, one acquisition day (scene: no compositing), or named date ranges (windows); "
+        "docs/periods.md")
+    season: SeasonConfig | None = Field(None, description="period: season: the days of each year")
+    windows: list[WindowConfig] | None = Field(None, min_length=1, description="period: windows: the ranges")
     method: Literal["median", "mean"] = "median"
     indices: list[IndexName] = Field(default_factory=lambda: ["ndvi", "ndwi", "ndbi"])
     min_clear_scenes: int = Field(1, ge=1, description="fewer clear scenes than this -> nodata pixel")
+
+    @model_validator(mode="after")
+    def _period_settings(self) -> "CompositeConfig":
+        if (self.period == "season") != (self.season is not None):
+            raise ValueError("composite.season is needed with period: season, and only then "
+                             "(e.g. season: {start: '05-01', end: '09-30'})")
+        if (self.period == "windows") != (self.windows is not None):
+            raise ValueError("composite.windows is needed with period: windows, and only then "
+                             "(e.g. windows: [{name: before, start: 2019-01-01, end: 2019-01-24}])")
+        names = [w.name for w in self.windows or ()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"composite.windows: names must be unique, got {names}")
+        if self.period == "scene" and self.min_clear_scenes > 1:
+            raise ValueError(f"min_clear_scenes {self.min_clear_scenes} cannot be met with period: scene (one "
+                             "acquisition per period); use 1")
+        return self
 
 
 class ClassifyConfig(Strict):
@@ -257,8 +316,9 @@ class ClassifyConfig(Strict):
     flicker_end_confidence: float = Field(
         0.6, ge=0, le=1, description="first/last period: a change from the neighbour below this confidence "
                                      "is undone (0 = leave the ends alone)")
-    sample_period: int | None = Field(
-        None, description="period whose class map is the strata of the validation sample (default: last)")
+    sample_period: str | int | None = Field(
+        None, description="period (id, e.g. 2021 or 2021-q2) whose class map is the strata of the validation "
+                          "sample (default: the last)")
     sample_target_se: float = Field(0.01, gt=0, lt=1, description="target SE of overall accuracy (Olofsson eq. 13)")
     sample_expected_users_accuracy: float = Field(0.85, gt=0, lt=1)
     sample_min_per_stratum: int = Field(50, ge=2)
@@ -284,8 +344,16 @@ class EventsConfig(Strict):
     )
     link_distance_m: float = Field(0.0, ge=0, description="spatial link: mine point within this distance")
     zone_radius_m: float = Field(750.0, gt=0, description="buffer around origin and resettlement site")
-    years_before: int = Field(2, ge=1)
-    years_after: int = Field(2, ge=1)
+    years_before: int | None = Field(None, ge=1, description="before window: the periods that end within N "
+                                     "years before the event (default 2; or periods_before / days_before)")
+    years_after: int | None = Field(None, ge=1, description="after window: the periods that start within N years "
+                                    "after the event (default 2; or periods_after / days_after)")
+    periods_before: int | None = Field(None, ge=1, description="before window: the N periods before the event")
+    periods_after: int | None = Field(None, ge=1, description="after window: the N periods after the event")
+    days_before: int | None = Field(None, ge=1, description="before window: the periods that end within N days "
+                                    "before the event (rapid events with periods of scenes or months)")
+    days_after: int | None = Field(None, ge=1, description="after window: the periods that start within N days "
+                                   "after the event")
     control_inner_m: float = Field(3000.0, ge=0, description="control ring around the mine point: inner radius")
     control_outer_m: float = Field(6000.0, gt=0, description="control ring: outer radius")
     block_size_m: float = Field(150.0, gt=0, description="side of the spatial blocks of the bootstrap")
@@ -294,10 +362,22 @@ class EventsConfig(Strict):
 
     @model_validator(mode="after")
     def _ring(self) -> "EventsConfig":
+        for side in ("before", "after"):
+            given = [f"{unit}_{side}" for unit in ("years", "periods", "days") if getattr(self, f"{unit}_{side}")]
+            if len(given) > 1:
+                raise ValueError(f"give one of {' or '.join(given)}: each says how long the {side} window is")
         if self.control_outer_m <= self.control_inner_m:
             raise ValueError(f"control_outer_m ({self.control_outer_m}) must exceed control_inner_m "
                              f"({self.control_inner_m})")
         return self
+
+    def window(self, side: Literal["before", "after"]) -> tuple[Literal["years", "periods", "days"], int]:
+        """(unit, N) of the before or the after window; 2 years where none is given."""
+        for unit in ("years", "periods", "days"):
+            value = getattr(self, f"{unit}_{side}")
+            if value:
+                return unit, value
+        return "years", 2
 
 
 class ChangeConfig(Strict):

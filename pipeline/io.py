@@ -95,10 +95,12 @@ def write_cog(
     band_names: Sequence[str],
     nodata: float,
     colormap: dict[int, tuple[int, int, int, int]] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> None:
     """Write a computed (band, y, x) or (y, x) raster as a Cloud-Optimised GeoTIFF (deflate, overviews).
 
-    CRS and transform come from the raster (`.rio`); band descriptions from `band_names`.
+    CRS and transform come from the raster (`.rio`); band descriptions from `band_names`; `tags` are
+    written as dataset metadata (e.g. PERIOD, PERIOD_START, PERIOD_END).
     """
     values = np.asarray(raster.values)
     if values.ndim == 2:
@@ -126,6 +128,8 @@ def write_cog(
                 dst.set_band_description(i, name)
             if colormap is not None:
                 dst.write_colormap(1, colormap)
+            if tags:
+                dst.update_tags(**tags)
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:
@@ -199,11 +203,12 @@ def note_written(path: Path) -> None:
 
 
 def write_period_cog(raster: xr.DataArray, path: Path, *, band_names: list[str], nodata: float,
-                     colormap: dict | None = None, skip_empty: bool = False) -> Path | None:
+                     colormap: dict | None = None, tags: dict[str, str] | None = None,
+                     skip_empty: bool = False) -> Path | None:
     """Write one period's raster as a COG where it is computed (on a worker: the pixels never travel to
     the driver; workers see the output folder as they see the inputs). None if `skip_empty` and the
     raster has no valid pixel."""
     if skip_empty and not np.isfinite(raster.values).any():
         return None
-    write_cog(raster, path, band_names=band_names, nodata=nodata, colormap=colormap)
+    write_cog(raster, path, band_names=band_names, nodata=nodata, colormap=colormap, tags=tags)
     return path

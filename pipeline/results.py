@@ -23,7 +23,18 @@ import xarray as xr
 from pipeline.config import ClassDef
 from pipeline.errors import InputError
 
-__all__ = ["OutputLayout", "RunOutputs", "open_run"]
+__all__ = ["OutputLayout", "RunOutputs", "open_run", "read_table", "TEXT_COLUMNS"]
+
+
+# columns of the run's tables that hold ids, read back as text (a period "2008" is an id, not a number)
+TEXT_COLUMNS = ("aoi_id", "event_id", "period", "period_from", "period_to", "period_first", "period_last",
+                "periods_before", "periods_during", "periods_after", "period_start", "period_end", "event_start",
+                "event_end")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV table of a run, with its id columns (TEXT_COLUMNS) as text."""
+    return pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -39,10 +50,10 @@ class OutputLayout:
     def aoi_dir(self, aoi_id: str) -> Path:
         return self.run_dir / aoi_id
 
-    def composite(self, aoi_id: str, period: int) -> Path:
+    def composite(self, aoi_id: str, period: str) -> Path:
         return self.aoi_dir(aoi_id) / "composites" / f"{period}.tif"
 
-    def class_map(self, aoi_id: str, period: int) -> Path:
+    def class_map(self, aoi_id: str, period: str) -> Path:
         return self.aoi_dir(aoi_id) / "classes" / f"{period}.tif"
 
     def class_area(self, aoi_id: str) -> Path:
@@ -60,7 +71,7 @@ class OutputLayout:
     def area_estimates(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "metrics" / "area_estimates.csv"
 
-    def confidence(self, aoi_id: str, period: int) -> Path:
+    def confidence(self, aoi_id: str, period: str) -> Path:
         return self.aoi_dir(aoi_id) / "classes" / f"{period}_confidence.tif"
 
     def model(self, aoi_id: str) -> Path:
@@ -97,8 +108,9 @@ class OutputLayout:
     def rings(self, aoi_id: str) -> Path:
         return self.aoi_dir(aoi_id) / "metrics" / "rings.csv"
 
-    def first_change_year(self, aoi_id: str) -> Path:
-        return self.aoi_dir(aoi_id) / "change" / "first_change_year.tif"
+    def first_change(self, aoi_id: str) -> Path:
+        """uint16: the number of the period in which the class first changed (change/maps.py)."""
+        return self.aoi_dir(aoi_id) / "change" / "first_change.tif"
 
     @property
     def event_records(self) -> Path:
@@ -130,15 +142,15 @@ class OutputLayout:
         """Title, description (sources) and chapter timestamps to paste into YouTube."""
         return self.aoi_dir(aoi_id) / "video" / "youtube.txt"
 
-    def class_map_style(self, aoi_id: str, period: int) -> Path:
+    def class_map_style(self, aoi_id: str, period: str) -> Path:
         """The QGIS style (.qml) beside a class map: QGIS applies it when the map is loaded."""
         return self.class_map(aoi_id, period).with_suffix(".qml")
 
-    def confidence_style(self, aoi_id: str, period: int) -> Path:
+    def confidence_style(self, aoi_id: str, period: str) -> Path:
         return self.confidence(aoi_id, period).with_suffix(".qml")
 
-    def first_change_year_style(self, aoi_id: str) -> Path:
-        return self.first_change_year(aoi_id).with_suffix(".qml")
+    def first_change_style(self, aoi_id: str) -> Path:
+        return self.first_change(aoi_id).with_suffix(".qml")
 
     @property
     def effects_by_indicator(self) -> Path:
@@ -184,32 +196,51 @@ class RunOutputs:
     def classes(self) -> list[ClassDef]:
         return [ClassDef(**c) for c in self.manifest["config"]["classes"]]
 
-    def periods(self, aoi_id: str) -> list[int]:
-        return self.manifest["aois"][aoi_id]["stages"]["composite"]["periods"]
+    def periods(self, aoi_id: str) -> list[str]:
+        """The AOI's period ids, in time order (file names of its composites and class maps)."""
+        return [str(p) for p in self.manifest["aois"][aoi_id]["stages"]["composite"]["periods"]]
+
+    def period_table(self, aoi_id: str) -> pd.DataFrame:
+        """period, period_start, period_end, period_label (ISO dates): one row per period of the AOI."""
+        records = self.manifest["aois"][aoi_id]["stages"]["composite"].get("period_records")
+        if records is None:  # a run from before periods had dates: calendar years
+            records = [{"id": p, "start": f"{p}-01-01", "end": f"{p}-12-31", "label": p} for p in self.periods(aoi_id)]
+        return pd.DataFrame({"period": [str(r["id"]) for r in records], "period_start": [r["start"] for r in records],
+                             "period_end": [r["end"] for r in records], "period_label": [r["label"] for r in records]})
+
+    def period_labels(self, aoi_id: str) -> dict[str, str]:
+        """Period id -> its label for people (e.g. '2019-01' -> 'Jan 2019')."""
+        table = self.period_table(aoi_id)
+        return dict(zip(table["period"], table["period_label"]))
 
     def class_map(self, aoi_id: str) -> xr.DataArray:
-        """(period, y, x) uint8 class codes, 255 = nodata; lazy (Dask)."""
+        """(period, y, x) uint8 class codes, 255 = nodata; lazy (Dask); `period_start`/`period_end` along
+        the period dimension."""
+        table = self.period_table(aoi_id)
         maps = [rioxarray.open_rasterio(self.layout.class_map(aoi_id, p), chunks={}).squeeze("band", drop=True)
-                for p in self.periods(aoi_id)]
-        return xr.concat(maps, dim=pd.Index(self.periods(aoi_id), name="period")).rename("class_map")
+                for p in table["period"]]
+        stacked = xr.concat(maps, dim=pd.Index(list(table["period"]), name="period"))
+        return stacked.assign_coords(period_start=("period", pd.to_datetime(table["period_start"]).values),
+                                     period_end=("period", pd.to_datetime(table["period_end"]).values),
+                                     period_label=("period", list(table["period_label"]))).rename("class_map")
 
-    def composite(self, aoi_id: str, period: int) -> xr.Dataset:
+    def composite(self, aoi_id: str, period: str) -> xr.Dataset:
         """One period's composite: a float32 variable per band and index, NaN = nodata; lazy."""
         raster = rioxarray.open_rasterio(self.layout.composite(aoi_id, period), chunks={})
         names = raster.attrs["long_name"]
         return raster.assign_coords(band=list(names)).to_dataset("band")
 
     def class_area(self, aoi_id: str) -> pd.DataFrame:
-        return pd.read_csv(self.layout.class_area(aoi_id))
+        return read_table(self.layout.class_area(aoi_id))
 
     def transitions(self, aoi_id: str) -> pd.DataFrame:
-        return pd.read_csv(self.layout.transitions(aoi_id))
+        return read_table(self.layout.transitions(aoi_id))
 
     def event_metrics(self, aoi_id: str) -> pd.DataFrame:
-        return pd.read_csv(self.layout.event_metrics(aoi_id))
+        return read_table(self.layout.event_metrics(aoi_id))
 
     def baci(self, aoi_id: str) -> pd.DataFrame:
-        return pd.read_csv(self.layout.baci(aoi_id))
+        return read_table(self.layout.baci(aoi_id))
 
     def accuracy(self, aoi_id: str) -> dict:
         return json.loads(self.layout.accuracy(aoi_id).read_text())

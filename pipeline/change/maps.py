@@ -1,34 +1,47 @@
-"""Change maps from class maps: the period of first change."""
+"""Change maps from class maps: the period in which each pixel's class first changed."""
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["NO_CHANGE", "first_change_year"]
+__all__ = ["NO_CHANGE", "FIRST_CHANGE_NODATA", "first_change", "first_change_tags"]
+
+NO_CHANGE = 0                  # first_change: observed in two periods or more, the class never changed
+FIRST_CHANGE_NODATA = 65535    # first_change: observed in fewer than two periods (cannot tell)
 
 
-NO_CHANGE = 0  # first_change_year where a pixel never changed (also its nodata)
+def _first_change_np(classes: np.ndarray, nodata: int) -> np.ndarray:
+    """(..., period) class codes -> (...) uint16: the 1-based number of the first period whose class
+    differs from the pixel's previous observed class (a period without data in between does not hide
+    a change: A, nodata, B is a change at B); NO_CHANGE where the class never changed;
+    FIRST_CHANGE_NODATA where fewer than two periods are observed."""
+    n = classes.shape[-1]
+    valid = classes != nodata
+    seen = np.where(valid, np.arange(n), -1)
+    last_seen = np.maximum.accumulate(seen, axis=-1)
+    before = np.concatenate([np.full((*classes.shape[:-1], 1), -1), last_seen[..., :-1]], axis=-1)
+    previous = np.take_along_axis(classes, np.clip(before, 0, None), axis=-1)
+    changed = valid & (before >= 0) & (classes != previous)
+    out = np.where(changed.any(axis=-1), changed.argmax(axis=-1) + 1, NO_CHANGE)
+    return np.where(valid.sum(axis=-1) < 2, FIRST_CHANGE_NODATA, out).astype("uint16")
 
 
-def _first_change_np(classes: np.ndarray, years: np.ndarray, nodata: int) -> np.ndarray:
-    """(..., time) class codes -> (...) int16: the first year whose class differs from the year before
-    (both classified); NO_CHANGE where none does."""
-    if classes.shape[-1] < 2:  # one period: nothing can have changed
-        return np.full(classes.shape[:-1], NO_CHANGE, dtype="int16")
-    valid = (classes[..., 1:] != nodata) & (classes[..., :-1] != nodata)
-    changed = (classes[..., 1:] != classes[..., :-1]) & valid
-    first = changed.argmax(axis=-1)
-    return np.where(changed.any(axis=-1), years[1:][first], NO_CHANGE).astype("int16")
-
-
-def first_change_year(class_map: xr.DataArray) -> xr.DataArray:
-    """(y, x) int16: the first period in which each pixel's class changed; NO_CHANGE (0) where it never
-    did. Lazy stays lazy."""
+def first_change(class_map: xr.DataArray) -> xr.DataArray:
+    """(y, x) uint16: the number (1 = the first period) of the period in which each pixel's class first
+    changed; NO_CHANGE (0) where it never did; FIRST_CHANGE_NODATA (65535, the raster's nodata) where
+    fewer than two periods are observed. Lazy stays lazy; `first_change_tags` names the numbers."""
     nodata = class_map.rio.nodata if class_map.rio.nodata is not None else 255
     out = xr.apply_ufunc(
-        _first_change_np, class_map, kwargs={"years": class_map["period"].values, "nodata": nodata},
-        input_core_dims=[["period"]], dask="parallelized", output_dtypes=[np.int16],
+        _first_change_np, class_map, kwargs={"nodata": nodata},
+        input_core_dims=[["period"]], dask="parallelized", output_dtypes=[np.uint16],
         dask_gufunc_kwargs={"allow_rechunk": True},
     )
-    return out.rename("first_change_year").rio.write_crs(class_map.rio.crs).rio.write_nodata(NO_CHANGE)
+    return out.rename("first_change").rio.write_crs(class_map.rio.crs).rio.write_nodata(FIRST_CHANGE_NODATA)
+
+
+def first_change_tags(period_ids: list[str]) -> dict[str, str]:
+    """COG metadata naming the values of a first_change map: PERIOD_<k> = the k-th period's id."""
+    return {"VALUES": f"k = first changed in period k (PERIOD_k); {NO_CHANGE} = never changed; "
+                      f"{FIRST_CHANGE_NODATA} = fewer than two periods observed",
+            **{f"PERIOD_{k}": period for k, period in enumerate(period_ids, start=1)}}

@@ -35,8 +35,8 @@ def class_pixel_counts(class_map: xr.DataArray) -> xr.DataArray:
     counts = [_bincount(class_map.sel(period=p).astype("int64"))[:_N_CODES]
               for p in class_map["period"].values]
     stacked = da.stack(counts) if dask.is_dask_collection(class_map) else np.stack(counts)
-    return xr.DataArray(stacked, coords={"period": class_map["period"].values,
-                                         "class_code": np.arange(_N_CODES)},
+    along_period = {name: c for name, c in class_map.coords.items() if c.dims == ("period",)}  # + period dates
+    return xr.DataArray(stacked, coords={**along_period, "class_code": np.arange(_N_CODES)},
                         dims=("period", "class_code"), name="pixel_count")
 
 
@@ -51,7 +51,7 @@ def class_area_table(pixel_counts: xr.DataArray, classes: Sequence[ClassDef], *,
         mapped = float(counts.sel(class_code=codes).sum())
         for c in classes:
             n = float(counts.sel(class_code=c.code))
-            rows.append({"aoi_id": aoi_id, "period": int(period), "class_code": c.code, "class_name": c.name,
+            rows.append({"aoi_id": aoi_id, "period": str(period), "class_code": c.code, "class_name": c.name,
                          "area_ha": n * pixel_area_ha, "area_pct": 100 * n / mapped if mapped else np.nan})
     return pd.DataFrame(rows)
 
@@ -94,20 +94,36 @@ def transition_table(counts: xr.DataArray, classes: Sequence[ClassDef], *, pixel
             for b in codes:
                 if values[step, a, b]:
                     rows.append({"aoi_id": aoi_id,
-                                 "period_from": int(counts["period_from"][step]),
-                                 "period_to": int(counts["period_to"][step]),
+                                 "period_from": str(counts["period_from"].values[step]),
+                                 "period_to": str(counts["period_to"].values[step]),
                                  "class_from": a, "class_to": b,
                                  "area_ha": values[step, a, b] * pixel_area_ha})
     columns = ["aoi_id", "period_from", "period_to", "class_from", "class_to", "area_ha"]
     return pd.DataFrame(rows, columns=columns)
 
 
+def _elapsed_years(table: pd.DataFrame) -> pd.Series:
+    """Per period of a table with period_start/period_end (ISO dates; without them the period ids are
+    years): its midpoint in years since the first period's midpoint (365.25-day years), in table order."""
+    dates = table.drop_duplicates("period").set_index("period")
+    if dates.empty:
+        return pd.Series(dtype=float)
+    if "period_start" not in dates:  # a table without dates: its periods are calendar years
+        dates = dates.assign(period_start=[f"{p}-01-01" for p in dates.index], period_end=[f"{p}-12-31" for p in dates.index])
+    start, end = pd.to_datetime(dates["period_start"]), pd.to_datetime(dates["period_end"])
+    middle = start + (end + pd.Timedelta(days=1) - start) / 2
+    return (middle - middle.iloc[0]) / pd.Timedelta(days=365.25)
+
+
 def change_summary(class_area: pd.DataFrame, transitions: pd.DataFrame) -> pd.DataFrame:
     """Per class, first to last period: areas, gross gain and loss summed over consecutive transitions,
     net change, mean annual change (ha/yr) and the compound annual rate of change (%/yr, after
-    Puyravaud 2003: 100 * ln(A_last / A_first) / years)."""
-    first, last = class_area["period"].min(), class_area["period"].max()
-    years = max(int(last) - int(first), 1)
+    Puyravaud 2003: 100 * ln(A_last / A_first) / years), over the real time elapsed between the middle of
+    the first and of the last period (`class_area` has period_start and period_end).
+    Periods are in the table's order."""
+    order = pd.unique(class_area["period"])
+    first, last = order[0], order[-1]
+    years = float(_elapsed_years(class_area).iloc[-1])
     moved = transitions[transitions["class_from"] != transitions["class_to"]]
     gain = moved.groupby("class_to")["area_ha"].sum()
     loss = moved.groupby("class_from")["area_ha"].sum()
@@ -116,23 +132,27 @@ def change_summary(class_area: pd.DataFrame, transitions: pd.DataFrame) -> pd.Da
         by_period = areas.set_index("period")["area_ha"]
         a_first, a_last = by_period[first], by_period[last]
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate = 100 * np.log(a_last / a_first) / years if a_first > 0 and a_last > 0 else np.nan
+            rate = (100 * np.log(a_last / a_first) / years if a_first > 0 and a_last > 0 and years > 0
+                    else np.nan)
         rows.append({"aoi_id": areas["aoi_id"].iloc[0], "class_code": code, "class_name": name,
-                     "period_first": int(first), "period_last": int(last),
+                     "period_first": str(first), "period_last": str(last), "years_elapsed": round(years, 4),
                      "area_first_ha": a_first, "area_last_ha": a_last,
                      "gross_gain_ha": gain.get(code, 0.0), "gross_loss_ha": loss.get(code, 0.0),
-                     "net_change_ha": a_last - a_first, "annual_change_ha": (a_last - a_first) / years,
+                     "net_change_ha": a_last - a_first,
+                     "annual_change_ha": (a_last - a_first) / years if years > 0 else np.nan,
                      "annual_rate_pct": rate})
     return pd.DataFrame(rows)
 
 
 def mining_footprint_table(class_area: pd.DataFrame, mining_classes: Sequence[int]) -> pd.DataFrame:
-    """The mining footprint per period (ha), its expansion since the previous period and its rate (ha/yr)."""
+    """The mining footprint per period (ha), its expansion since the previous period and its rate (ha/yr,
+    over the time between the periods' middles). Periods in the table's order (with their dates)."""
     mining = class_area[class_area["class_code"].isin(mining_classes)]
-    footprint = mining.groupby(["aoi_id", "period"], as_index=False)["area_ha"].sum()
-    footprint = footprint.sort_values("period").reset_index(drop=True)
+    keys = ["aoi_id", "period", *(c for c in ("period_start", "period_end") if c in class_area)]
+    footprint = mining.groupby(keys, as_index=False, sort=False)["area_ha"].sum().reset_index(drop=True)
     footprint["expansion_ha"] = footprint["area_ha"].diff()
-    footprint["expansion_rate_ha_per_year"] = footprint["expansion_ha"] / footprint["period"].diff()
+    years = _elapsed_years(footprint).to_numpy()
+    footprint["expansion_rate_ha_per_year"] = footprint["expansion_ha"] / np.diff(years, prepend=np.nan)
     return footprint
 
 
@@ -159,7 +179,7 @@ def ring_summary(class_map: xr.DataArray, classes: Sequence[ClassDef], *, mining
         for i in range(len(rings_m)):
             in_ring = (ring == i) & outside_footprint
             for c in classes:
-                rows.append({"aoi_id": aoi_id, "period": int(period), "ring_from_m": edges[i],
+                rows.append({"aoi_id": aoi_id, "period": str(period), "ring_from_m": edges[i],
                              "ring_to_m": edges[i + 1], "class_code": c.code, "class_name": c.name,
                              "area_ha": float(((classes_now == c.code) & in_ring).sum()) * area_ha})
     return pd.DataFrame(rows, columns=["aoi_id", "period", "ring_from_m", "ring_to_m", "class_code",

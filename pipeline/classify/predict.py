@@ -61,7 +61,7 @@ def predict_classes(features: xr.DataArray, model: ClassifierMixin) -> xr.Datase
                                dtype=np.float32)
     else:
         both = _predict_proba_block(features.values, model)
-    coords = {d: features[d] for d in dims}
+    coords = {name: c for name, c in features.coords.items() if set(c.dims) <= set(dims)}  # + period dates
     code = both[..., 0]
     classes = xr.DataArray(code, coords=coords, dims=dims)
     class_map = xr.where(np.isfinite(classes), classes, UNCLASSIFIED).astype(np.uint8).rename("class_map")
@@ -82,6 +82,7 @@ def predict_class_map(features: xr.DataArray, model: ClassifierMixin) -> xr.Data
                                   dtype=np.uint8)
     else:
         classes = _predict_block(features.values, model)
-    class_map = xr.DataArray(classes, coords={d: features[d] for d in features.dims[:-1]},
+    class_map = xr.DataArray(classes, coords={name: c for name, c in features.coords.items()
+                                              if set(c.dims) <= set(features.dims[:-1])},
                              dims=features.dims[:-1], name="class_map")
     return class_map.rio.write_crs(features.rio.crs).rio.write_nodata(UNCLASSIFIED)

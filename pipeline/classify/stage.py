@@ -20,6 +20,8 @@ import xarray as xr
 
 from pipeline import classify, io
 from pipeline.classify import models, sampling, temporal
+from pipeline.composite.periods import Period, period_coords, periods_of
+from pipeline.composite.stage import period_tags
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest.grid import pixel_area_ha
@@ -31,14 +33,16 @@ __all__ = ["classify_stage", "read_class_map", "train_and_predict", "filter_flic
 log = logging.getLogger(__name__)
 
 
-def read_class_map(out: OutputLayout, aoi_id: str, periods: list[int], *, chunk_size: int,
+def read_class_map(out: OutputLayout, aoi_id: str, periods: list[Period], *, chunk_size: int,
                    confidence: bool = False) -> xr.DataArray:
-    """The written class maps (or confidence maps) as one lazy (period, y, x) array."""
+    """The written class maps (or confidence maps) as one lazy (period, y, x) array; the period dimension
+    carries `period_start` and `period_end`."""
     path = out.confidence if confidence else out.class_map
-    rasters = [rioxarray.open_rasterio(path(aoi_id, p), chunks={"x": chunk_size, "y": chunk_size})
+    rasters = [rioxarray.open_rasterio(path(aoi_id, p.id), chunks={"x": chunk_size, "y": chunk_size})
                .squeeze("band", drop=True) for p in periods]
     crs = rasters[0].rio.crs
-    stacked = xr.concat(rasters, dim=pd.Index(periods, name="period")).drop_vars("spatial_ref", errors="ignore")
+    stacked = xr.concat(rasters, dim="period").assign_coords(period_coords(periods)).drop_vars(
+        "spatial_ref", errors="ignore")
     stacked.attrs = {}
     stacked = stacked.rename("confidence" if confidence else "class_map").rio.write_crs(crs)
     return stacked if confidence else stacked.rio.write_nodata(classify.UNCLASSIFIED)
@@ -53,7 +57,7 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
     facts["overall_accuracy"] = accuracy["overall_accuracy"]
     if "spatial_cv" in accuracy:
         facts["spatial_cv_overall_accuracy"] = accuracy["spatial_cv"]["overall_accuracy"]
-    periods = [int(p) for p in predicted["period"].values]
+    periods = periods_of(composites)
     if config.classify.temporal_filter != "none":  # needs every period of a pixel: keep the predictions on the cluster
         (predicted,) = dask.persist(predicted)
         class_map, facts["temporal_filter"] = filter_flicker(config, predicted)
@@ -62,12 +66,14 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
     colours = {c.code: _rgba(c.colour) for c in config.classes}
     for start in range(0, len(periods), job.batch):
         batch = periods[start:start + job.batch]
-        tasks = [dask.delayed(io.write_period_cog)(predicted["class_map"].sel(period=p), out.class_map(aoi_id, p),
-                                             band_names=["class"], nodata=classify.UNCLASSIFIED, colormap=colours)
+        tasks = [dask.delayed(io.write_period_cog)(predicted["class_map"].sel(period=p.id), out.class_map(aoi_id, p.id),
+                                                   band_names=["class"], nodata=classify.UNCLASSIFIED, colormap=colours,
+                                                   tags=period_tags(p))
                  for p in batch]
         if config.classify.confidence:
-            tasks += [dask.delayed(io.write_period_cog)(predicted["confidence"].sel(period=p), out.confidence(aoi_id, p),
-                                                  band_names=["confidence"], nodata=np.nan) for p in batch]
+            tasks += [dask.delayed(io.write_period_cog)(predicted["confidence"].sel(period=p.id),
+                                                        out.confidence(aoi_id, p.id), band_names=["confidence"],
+                                                        nodata=np.nan, tags=period_tags(p)) for p in batch]
         for path in dask.compute(*tasks):
             io.note_written(path)
     class_map = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
@@ -180,10 +186,10 @@ def validation_design(config: PipelineConfig, class_map: xr.DataArray, accuracy:
     error-adjusted areas (metrics/area_estimates.csv) and design-based accuracies (into `accuracy`).
     The same for the change map between the first and last period where transitions are configured."""
     settings = config.classify
-    periods = [int(p) for p in class_map["period"].values]
-    period = settings.sample_period if settings.sample_period is not None else periods[-1]
+    periods = [str(p) for p in class_map["period"].values]
+    period = str(settings.sample_period) if settings.sample_period is not None else periods[-1]
     if period not in periods:
-        raise InputError(f"classify.sample_period {period} is not a period of this run ({periods})")
+        raise InputError(f"classify.sample_period {period!r} is not a period of this run ({', '.join(periods)})")
     strata = class_map.sel(period=period)
     names = {c.code: c.name for c in config.classes}
     design, pixels = _sample_design(settings, strata, names)
@@ -248,7 +254,7 @@ def _change_validation(config: PipelineConfig, class_map: xr.DataArray, out: Out
     """The change map first -> last period (0 stable, k = k-th transition of interest, last = other
     change): its sample design and, once labelled, its error-adjusted areas."""
     settings = config.classify
-    first, last = (int(p) for p in class_map["period"].values[[0, -1]])
+    first, last = (str(p) for p in class_map["period"].values[[0, -1]])
     transitions = [tuple(t) for t in settings.change_transitions]
     strata = class_map.sel(period=last).copy(data=sampling.change_strata(
         class_map.sel(period=first).values, class_map.sel(period=last).values, transitions))
@@ -258,7 +264,7 @@ def _change_validation(config: PipelineConfig, class_map: xr.DataArray, out: Out
              len(transitions) + 1: "other change"}
     design, pixels = _sample_design(settings, strata, names)
     design["period_from"], design["period_to"] = first, last
-    io.write_gpkg(design, out.change_sample_design(aoi_id), layer=f"{aoi_id} change validation sample {first}-{last}")
+    io.write_gpkg(design, out.change_sample_design(aoi_id), layer=f"{aoi_id} change validation sample {first} to {last}")
     report = {"periods": [first, last], "n_samples": int(len(design))}
     if settings.change_validation_sample is not None:
         counts = _labelled_counts(settings.change_validation_sample, settings, strata, list(names), merge=False)

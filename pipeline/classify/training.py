@@ -16,6 +16,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
 from pipeline import io
+from pipeline.composite.periods import label_periods, periods_of
 from pipeline.errors import InputError
 
 __all__ = ["read_training_data", "training_samples", "polygon_pixels", "train_classifier", "train_random_forest"]
@@ -25,7 +26,8 @@ def read_training_data(path: Path, *, class_field: str, period_field: str | None
                        class_codes: Sequence[int] | None = None, merge_classes: dict[int, int] | None = None,
                        ignore_classes: Sequence[int] = ()) -> gpd.GeoDataFrame:
     """Labelled points or polygons (GPKG/GeoJSON/Shapefile) with an integer `class_code` and, where
-    given, a `period` (year) column. Polygons are sampled to pixels later (classify.polygon_pixels).
+    given, a `period` column: a year, a period id or a date (`composite.periods.label_periods` says which
+    periods each holds for). Polygons are sampled to pixels later (classify.polygon_pixels).
 
     With `class_codes` (the config's classes), a label whose code, after `ignore_classes` and
     `merge_classes`, is not one of them raises InputError: once, before any AOI runs."""
@@ -42,10 +44,13 @@ def read_training_data(path: Path, *, class_field: str, period_field: str | None
     labels = labels.rename(columns=renamed)
     try:
         labels["class_code"] = labels["class_code"].astype(int)
-        if period_field:
-            labels["period"] = labels["period"].astype(int)
     except (TypeError, ValueError) as err:
-        raise InputError(f"{path}: field {class_field!r} or {period_field!r} is not an integer ({err})") from None
+        raise InputError(f"{path}: field {class_field!r} is not an integer class code ({err})") from None
+    if period_field and labels["period"].isna().any():
+        rows = labels.index[labels["period"].isna()].tolist()
+        raise InputError(f"{path}: {len(rows)} label(s) have no {period_field!r} (rows {rows[:10]}); give a year, "
+                         "a period id or a date, or set classify.period_field: null if the labels hold for "
+                         "every period")
     if class_codes is not None:
         kept = labels["class_code"][~labels["class_code"].isin(list(ignore_classes))]
         codes = kept.replace(merge_classes or {})
@@ -61,9 +66,11 @@ def read_training_data(path: Path, *, class_field: str, period_field: str | None
 def training_samples(features: xr.DataArray, points: gpd.GeoDataFrame) -> tuple[xr.DataArray, pd.DataFrame]:
     """Feature values at labelled points, lazily: ((sample, feature) float32, labels table).
 
-    Points outside the grid, or whose period is not among the composites, are left out (counted in the
-    labels table's attrs `dropped_outside` / `dropped_period`). Points without a `period` column hold
-    for every period. Rows whose features are NaN (cloudy, nodata) are for the caller to drop.
+    A point's `period` (a year, a period id or a date) holds for the periods `label_periods` gives: a
+    year label becomes one sample per period of that year. Points outside the grid, or whose period is
+    not among the composites, are left out (counted in the labels table's attrs `dropped_outside` /
+    `dropped_period`). Points without a `period` column hold for every period. Rows whose features are
+    NaN (cloudy, nodata) are for the caller to drop.
     """
     points = points.to_crs(features.rio.crs)
     x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
@@ -71,23 +78,33 @@ def training_samples(features: xr.DataArray, points: gpd.GeoDataFrame) -> tuple[
     inside = ((x >= float(features.x.min()) - res_x / 2) & (x <= float(features.x.max()) + res_x / 2)
               & (y >= float(features.y.min()) - res_y / 2) & (y <= float(features.y.max()) + res_y / 2))
     labels = pd.DataFrame({"x": x, "y": y, "class_code": points["class_code"].to_numpy()})
-    if "period" in points:
-        labels["period"] = points["period"].to_numpy()
-    else:
-        labels = labels.merge(pd.DataFrame({"period": features["period"].values}), how="cross")
-        inside = np.tile(inside[:, np.newaxis], (1, features.sizes["period"])).ravel()
-    known_period = labels["period"].isin(features["period"].values).to_numpy()
-    keep = inside & known_period
+    ids = [str(p) for p in features["period"].values]
+    holds = _held_periods(points["period"], features, ids) if "period" in points else [ids] * len(points)
+    no_period = np.array([not found for found in holds])
+    repeats = np.array([len(found) for found in holds])
+    labels = labels.loc[labels.index.repeat(repeats)].assign(period=[i for found in holds for i in found])
+    keep = np.repeat(inside, repeats)
     labels_kept = labels[keep].reset_index(drop=True)
     if labels_kept.empty:  # (dask cannot pick zero points)
         raise InputError(f"none of the {len(points)} labels lies inside the AOI's grid (or in a period with "
                          "imagery); check the labels' CRS and location")
-    labels_kept.attrs.update(dropped_outside=int((~inside).sum()),
-                             dropped_period=int((inside & ~known_period).sum()))
+    labels_kept.attrs.update(dropped_outside=int((~inside).sum()), dropped_period=int((inside & no_period).sum()))
     at = {dim: xr.DataArray(labels_kept[dim].to_numpy(), dims="sample") for dim in ("x", "y")}
-    samples = features.sel(**at, method="nearest").sel(
-        period=xr.DataArray(labels_kept["period"].to_numpy(), dims="sample"))
+    position = {period: k for k, period in enumerate(ids)}
+    samples = features.sel(**at, method="nearest").isel(
+        period=xr.DataArray(labels_kept["period"].map(position).to_numpy(), dims="sample"))
     return samples.transpose("sample", "feature"), labels_kept
+
+
+def _held_periods(values: pd.Series, features: xr.DataArray, ids: list[str]) -> list[list[str]]:
+    """Per label, the ids of the features' periods its period field holds for (features without period
+    dates match by id only)."""
+    periods = periods_of(features) if "period_start" in features.coords else None
+    found: dict[str, list[str]] = {}
+    for value in values.unique():
+        found[str(value)] = (label_periods(value, periods) if periods is not None
+                             else [str(value)] if str(value) in ids else [])
+    return [found[str(value)] for value in values]
 
 
 def train_random_forest(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import xarray as xr
 
 from pipeline.composite.composites import composite
+from pipeline.composite.periods import Period
 
 __all__ = ["INDEX_FORMULAS", "ndvi", "spectral_indices", "ndvi_range"]
 
@@ -46,7 +46,7 @@ def spectral_indices(scenes: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
     return scenes.assign(indices)
 
 
-def ndvi_range(clear_stack: xr.Dataset, *, period: Literal["year"] = "year") -> xr.Dataset:
+def ndvi_range(clear_stack: xr.Dataset, periods: Sequence[Period]) -> xr.Dataset:
     """Within-period NDVI minimum and maximum, (period, y, x) float32 `ndvi_min`, `ndvi_max`.
 
     The seasonal range separates cropland (green, then bare after harvest) from grass and trees.
@@ -54,6 +54,6 @@ def ndvi_range(clear_stack: xr.Dataset, *, period: Literal["year"] = "year") -> 
     """
     scene_ndvi = clear_stack["ndvi"] if "ndvi" in clear_stack else ndvi(clear_stack)
     scene_ndvi = scene_ndvi.rename("ndvi").to_dataset().rio.write_crs(clear_stack.rio.crs)
-    low = composite(scene_ndvi, period=period, method="min")["ndvi"].rename("ndvi_min")
-    high = composite(scene_ndvi, period=period, method="max")["ndvi"].rename("ndvi_max")
+    low = composite(scene_ndvi, periods, method="min")["ndvi"].rename("ndvi_min")
+    high = composite(scene_ndvi, periods, method="max")["ndvi"].rename("ndvi_max")
     return xr.Dataset({"ndvi_min": low, "ndvi_max": high})

@@ -17,16 +17,31 @@ import rioxarray
 import xarray as xr
 
 from pipeline import io
-from pipeline.composite import cloud_mask, composite, ndvi_range, period_of, spectral_indices
+from pipeline.composite import cloud_mask, composite, ndvi_range, spectral_indices
+from pipeline.composite.periods import Period, make_periods, period_coords, scene_indices
+from pipeline.config import CompositeConfig
 from pipeline.errors import InputError
 from pipeline.ingest import drop_empty_scenes
 from pipeline.ingest.sources import aoi_stack
 from pipeline.job import AoiJob
 from pipeline.results import OutputLayout
 
-__all__ = ["composite_stage", "read_composites"]
+__all__ = ["composite_stage", "read_composites", "configured_periods", "period_tags"]
 
 log = logging.getLogger(__name__)
+
+
+def configured_periods(times, settings: CompositeConfig) -> list[Period]:
+    """The periods `composite.period` makes of the acquisition `times` (docs/periods.md)."""
+    return make_periods(times, kind=settings.period,
+                        season=(settings.season.start, settings.season.end) if settings.season else None,
+                        windows=[(w.name, w.start, w.end) for w in settings.windows or ()])
+
+
+def period_tags(period: Period) -> dict[str, str]:
+    """The COG metadata that names a raster's period."""
+    return {"PERIOD": period.id, "PERIOD_START": period.start.isoformat(), "PERIOD_END": period.end.isoformat(),
+            "PERIOD_LABEL": period.label}
 
 
 def composite_stage(job: AoiJob, scenes) -> dict:
@@ -35,55 +50,82 @@ def composite_stage(job: AoiJob, scenes) -> dict:
     Periods are computed a batch at a time; a period whose composite has no valid pixel at all (every
     scene clouded or empty) is skipped and reported, not written."""
     config, aoi_id, out = job.config, job.aoi_id, job.out
+    settings = config.composite
     stack, _ = aoi_stack(scenes, job.geometry, ingest_config=config.ingest, drop=config.cloud_mask.drop,
-                                 aoi_id=aoi_id)
+                         aoi_id=aoi_id)
     listed = stack.sizes["time"]
-    listed_periods = {int(p) for p in period_of(stack["time"], config.composite.period).values}
+    listed_periods = configured_periods(stack["time"].values, settings)
+    outside = _outside(stack["time"].values, listed_periods)
+    if outside:
+        log.info("aoi %s: %d of %d acquisitions fall outside every period (composite.period: %s) and are not used",
+                 aoi_id, outside, listed, settings.period)
     stack = drop_empty_scenes(stack, aoi_id=aoi_id)
     clear = cloud_mask(stack, mask_values=config.cloud_mask.mask_values)
-    composites = composite(clear, period=config.composite.period, method=config.composite.method,
-                                      min_clear_scenes=config.composite.min_clear_scenes)
-    composites = spectral_indices(composites, config.composite.indices)
+    method = "first" if settings.period == "scene" else settings.method
+    times = stack["time"].values
+    candidates = [p for p in listed_periods if len(scene_indices(times, p))]
+    if not candidates:
+        raise InputError(f"aoi {aoi_id!r}: no clear acquisition falls within any period "
+                         f"({_ids(listed_periods) or 'composite.period makes none of the scene dates'})")
+    composites = composite(clear, candidates, method=method, min_clear_scenes=settings.min_clear_scenes)
+    composites = spectral_indices(composites, settings.indices)
     if config.classify and config.classify.temporal_stats:
-        composites = composites.assign(ndvi_range(clear, period=config.composite.period))
+        composites = composites.assign(ndvi_range(clear, candidates))
     composites = composites.rio.write_crs(stack.rio.crs)
     layers = [str(v) for v in composites.data_vars if v != "clear_count"]
-    all_periods = [int(p) for p in composites["period"].values]
-    periods, skipped = [], sorted(listed_periods - set(all_periods))  # every scene of the period was empty
-    for period in skipped:
-        log.warning("aoi %s: period %d has no clear pixel in any scene; skipped", aoi_id, period)
-    for start in range(0, len(all_periods), job.batch):
-        batch = all_periods[start:start + job.batch]
+    written_periods, skipped = [], [p for p in listed_periods if p not in candidates]
+    for period in skipped:  # every scene of the period was empty (or a window holds no acquisition)
+        log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
+    for start in range(0, len(candidates), job.batch):
+        batch = candidates[start:start + job.batch]
         written = dask.compute(*[
-            dask.delayed(io.write_period_cog)(composites[layers].sel(period=p).to_dataarray("band").astype("float32"),
-                                        out.composite(aoi_id, p), band_names=layers, nodata=np.nan, skip_empty=True)
+            dask.delayed(io.write_period_cog)(composites[layers].sel(period=p.id).to_dataarray("band").astype("float32"),
+                                              out.composite(aoi_id, p.id), band_names=layers, nodata=np.nan,
+                                              tags=period_tags(p), skip_empty=True)
             for p in batch])
         for period, path in zip(batch, written):
             if path is None:
-                log.warning("aoi %s: period %d has no clear pixel in any scene; skipped", aoi_id, period)
+                log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
                 skipped.append(period)
                 continue
             io.note_written(path)
-            periods.append(period)
-    if not periods:
-        raise InputError(f"aoi {aoi_id!r}: no period has a clear pixel (periods {all_periods}; every scene is "
-                         "clouded or empty over the AOI)")
-    times = pd.to_datetime(stack["time"].values)
+            written_periods.append(period)
+    if not written_periods:
+        raise InputError(f"aoi {aoi_id!r}: no period has a clear pixel (periods {_ids(listed_periods)}; every "
+                         "scene is clouded or empty over the AOI)")
+    stamps = pd.to_datetime(times)
     return {"scenes": int(stack.sizes["time"]), "dropped_empty": int(listed - stack.sizes["time"]),
             "scene_ids": [str(s) for s in stack["scene_id"].values] if "scene_id" in stack.coords else [],
-            "dates": [t.strftime("%Y-%m-%d") for t in times],
+            "dates": [t.strftime("%Y-%m-%d") for t in stamps],
             "shape": [int(stack.sizes["y"]), int(stack.sizes["x"])], "crs": str(stack.rio.crs),
-            "variables": [str(v) for v in stack.data_vars], "layers": layers, "periods": periods,
-            "skipped_periods": sorted(skipped)}
+            "variables": [str(v) for v in stack.data_vars], "layers": layers,
+            "period_kind": settings.period,
+            "periods": [p.id for p in written_periods],
+            "period_records": [p.as_record() for p in written_periods],
+            "period_scenes": {p.id: [stamps[i].isoformat() for i in scene_indices(times, p)] for p in written_periods},
+            "skipped_periods": sorted(p.id for p in skipped)}
 
 
-def read_composites(out: OutputLayout, aoi_id: str, periods: list[int], *, chunk_size: int) -> xr.Dataset:
-    """The written composites as one lazy (period, y, x) dataset, a variable per band and index."""
-    rasters = [rioxarray.open_rasterio(out.composite(aoi_id, p), chunks={"x": chunk_size, "y": chunk_size},
+def _outside(times, periods: list[Period]) -> int:
+    """How many acquisition times fall within none of the periods."""
+    inside = np.zeros(len(times), bool)
+    for period in periods:
+        inside[scene_indices(times, period)] = True
+    return int((~inside).sum())
+
+
+def _ids(periods: list[Period]) -> str:
+    return ", ".join(p.id for p in periods)
+
+
+def read_composites(out: OutputLayout, aoi_id: str, periods: list[Period], *, chunk_size: int) -> xr.Dataset:
+    """The written composites as one lazy (period, y, x) dataset, a variable per band and index; the
+    period dimension carries `period_start` and `period_end`."""
+    rasters = [rioxarray.open_rasterio(out.composite(aoi_id, p.id), chunks={"x": chunk_size, "y": chunk_size},
                                        masked=True) for p in periods]
     names = list(rasters[0].attrs["long_name"]) if isinstance(rasters[0].attrs["long_name"], tuple) \
         else [rasters[0].attrs["long_name"]]
-    stacked = xr.concat(rasters, dim=pd.Index(periods, name="period")).assign_coords(band=names)
+    stacked = xr.concat(rasters, dim="period").assign_coords(period_coords(periods)).assign_coords(band=names)
     crs = rasters[0].rio.crs
     dataset = stacked.to_dataset("band").drop_vars("spatial_ref", errors="ignore")
     for name in names:

@@ -315,7 +315,7 @@ def generate_demo(
 def truth_class_map(truth_dir: Path, like: xr.DataArray) -> xr.DataArray:
     """The generator's truth for the periods and pixels of a class map `like` (period, y, x): uint8,
     255 where `like` is nodata in every period (outside the AOI). For accuracy and effect checks."""
-    periods = [int(p) for p in like["period"].values]
+    periods = [str(p) for p in like["period"].values]
     layers = [rioxarray.open_rasterio(truth_dir / f"{p}.tif").squeeze("band", drop=True)
               .sel(x=like.x, y=like.y, method="nearest", tolerance=1e-6) for p in periods]
     truth = xr.concat(layers, dim=pd.Index(periods, name="period")).assign_coords(x=like.x, y=like.y)

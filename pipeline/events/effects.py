@@ -5,44 +5,130 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.composite.periods import Period, periods_of
 from pipeline.config import ClassDef
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EVENT_METRICS_COLUMNS", "BACI_COLUMNS", "event_metrics_table", "event_periods", "baci_effects"]
+__all__ = ["EVENT_METRICS_COLUMNS", "BACI_COLUMNS", "Window", "EventPeriods", "event_span", "event_metrics_table",
+           "event_periods", "mixed_periods", "baci_effects"]
 
 
-EVENT_METRICS_COLUMNS = ["aoi_id", "event_id", "zone", "class_code", "class_name", "periods_before",
-                         "periods_after", "zone_area_ha", "area_ha_before", "area_ha_after", "change_ha",
-                         "status"]
+EVENT_METRICS_COLUMNS = ["aoi_id", "event_id", "event_start", "event_end", "zone", "class_code", "class_name",
+                         "periods_before", "periods_during", "periods_after", "zone_area_ha", "area_ha_before",
+                         "area_ha_after", "change_ha", "status"]
+
+WindowUnit = Literal["years", "days", "periods"]
 
 
-def event_periods(event: pd.Series, periods: Sequence[int], *, years_before: int,
-                  years_after: int) -> tuple[list[int], list[int]]:
-    """The periods of the before window [start - N, start - 1] and the after window [end + 1, end + N].
+@dataclass(frozen=True)
+class Window:
+    """Which periods are compared before and after an event, on each side: the periods within `before`
+    years (or days) of the event's start, or the `before` periods nearest to it ("periods"); the same
+    after the event's end. A period that overlaps the event is in neither window ("during")."""
 
-    end = year_end, or year_start where the record gives no end; start = year_start, or year_end
-    where the record gives no start. A record with neither year has empty windows.
+    before: int = 2
+    after: int = 2
+    before_unit: WindowUnit = "years"
+    after_unit: WindowUnit = "years"
+
+    def describe(self, side: Literal["before", "after"], start: pd.Timestamp, end: pd.Timestamp) -> str:
+        """The window of an event from `start` to `end` in words: its days, or the N periods."""
+        n, unit = (self.before, self.before_unit) if side == "before" else (self.after, self.after_unit)
+        if unit == "periods":
+            return f"the {n} period{'s' if n != 1 else ''} {side} {(start if side == 'before' else end).date()}"
+        if side == "before":
+            first, last = _reach(start, n, unit, -1), start - pd.Timedelta(days=1)
+        else:
+            first, last = end + pd.Timedelta(days=1), _reach(end, n, unit, +1)
+        return f"{first.date()} to {last.date()}"
+
+
+@dataclass(frozen=True)
+class EventPeriods:
+    """The ids of the periods before, during and after an event (each in time order)."""
+
+    before: list[str]
+    during: list[str]
+    after: list[str]
+
+
+def event_span(event: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """(first day, last day) of an event: its `event_start`/`event_end` (from date, date_start/date_end,
+    see `records.normalise_events`), else 1 January of year_start to 31 December of year_end (either
+    year standing for both where one is missing); None without any date or year."""
+    if pd.notna(event.get("event_start")):
+        start = pd.Timestamp(event["event_start"])
+        return start, pd.Timestamp(event["event_end"]) if pd.notna(event.get("event_end")) else start
+    first = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
+    last = event.get("year_end") if pd.notna(event.get("year_end")) else first
+    if pd.isna(first):
+        return None
+    return pd.Timestamp(year=int(first), month=1, day=1), pd.Timestamp(year=int(last), month=12, day=31)
+
+
+def _reach(day: pd.Timestamp, n: int, unit: WindowUnit, sign: int) -> pd.Timestamp:
+    return day + sign * (pd.DateOffset(years=n) if unit == "years" else pd.Timedelta(days=n))
+
+
+def event_periods(event: pd.Series, periods: Sequence[Period], window: Window = Window()) -> EventPeriods:
+    """The periods of the before window, of the event itself and of the after window.
+
+    Before: periods that end before the event starts, within `window.before` years or days of its start,
+    or the `window.before` nearest ones. After: periods that start after the event ends, likewise.
+    During: periods that overlap the event. A record without date or year has empty windows.
     """
-    years = _event_years(event)
-    if years is None:
-        return [], []
-    start, end = years
-    before = [p for p in periods if start - years_before <= p <= start - 1]
-    after = [p for p in periods if end + 1 <= p <= end + years_after]
-    return before, after
+    span = event_span(event)
+    if span is None:
+        return EventPeriods([], [], [])
+    start, end = span
+    ordered = sorted(periods)
+    earlier = [p for p in ordered if pd.Timestamp(p.end) < start]
+    later = [p for p in ordered if pd.Timestamp(p.start) > end]
+    during = [p.id for p in ordered if pd.Timestamp(p.start) <= end and pd.Timestamp(p.end) >= start]
+    if window.before_unit == "periods":
+        before = earlier[len(earlier) - window.before:] if window.before < len(earlier) else earlier
+    else:
+        reach = _reach(start, window.before, window.before_unit, -1)
+        before = [p for p in earlier if pd.Timestamp(p.end) >= reach]
+    if window.after_unit == "periods":
+        after = later[:window.after]
+    else:
+        reach = _reach(end, window.after, window.after_unit, +1)
+        after = [p for p in later if pd.Timestamp(p.start) <= reach]
+    return EventPeriods([p.id for p in before], during, [p.id for p in after])
 
 
-def _event_years(event: pd.Series) -> tuple[int, int] | None:
-    """(start, end) year of an event as `event_periods` reads them; None without any year."""
-    start = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
-    end = event.get("year_end") if pd.notna(event.get("year_end")) else start
-    return None if pd.isna(start) else (int(start), int(end))
+def mixed_periods(event: pd.Series, period_scenes: dict[str, list[str]]) -> list[str]:
+    """Warnings that teach: one per period whose composite merges acquisitions from before and after the
+    event, naming the scenes on each side and the `composite.period` settings that would separate them.
+    `period_scenes`: period id -> the ISO times of its acquisitions (the composite stage records them)."""
+    span = event_span(event)
+    if span is None:
+        return []
+    start, end = span
+    found = []
+    for period, scenes in period_scenes.items():
+        times = pd.to_datetime(sorted(scenes))
+        before = [t for t in times if t.normalize() < start]
+        after = [t for t in times if t.normalize() > end]
+        if not (before and after):
+            continue
+        days = lambda stamps: ", ".join(s.date().isoformat() for s in stamps)  # noqa: E731
+        windows = (f"[{{name: before, start: {before[0].date()}, end: {(start - pd.Timedelta(days=1)).date()}}}, "
+                   f"{{name: after, start: {(end + pd.Timedelta(days=1)).date()}, end: {after[-1].date()}}}]")
+        found.append(f"event {event['event_id']!r}{_when(event)} falls inside period {period}, whose composite "
+                     f"merges {len(before)} acquisition(s) before it ({days(before)}) with {len(after)} after it "
+                     f"({days(after)}), so the change it caused cannot be seen there; to separate them set "
+                     f"composite.period: scene, or composite.period: windows with windows: {windows}")
+    return found
 
 
 def event_metrics_table(
@@ -51,70 +137,90 @@ def event_metrics_table(
     classes: Sequence[ClassDef],
     *,
     pixel_area_ha: float,
-    years_before: int,
-    years_after: int,
+    window: Window = Window(),
 ) -> pd.DataFrame:
     """Per zone and class: mean area (ha) over the before and after windows and the change.
 
     `zone_area_ha` is the zone's classified area (its largest over the periods; nodata not counted).
-
-    `zone_counts`: zone -> computed (period, class_code) pixel counts, or the reason it was skipped.
+    `zone_counts`: zone -> computed (period, class_code) pixel counts (with the period dates of
+    `period_coords`), or the reason it was skipped. Periods that overlap the event are listed in
+    `periods_during` and are in neither window.
     """
     rows = []
-    base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"]}
+    base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"], **_dates(event)}
     warned = False
     for zone, counts in zone_counts.items():
         if isinstance(counts, str):
             rows.append(base | {"zone": zone, "status": counts})
             continue
-        periods = [int(p) for p in counts["period"].values]
-        before, after = event_periods(event, periods, years_before=years_before, years_after=years_after)
+        periods = periods_of(counts)
+        found = event_periods(event, periods, window)
         codes = [c.code for c in classes]
         zone_ha = float(counts.sel(class_code=codes).sum("class_code").max()) * pixel_area_ha
-        status = _window_status(event, periods, before, after, years_before=years_before, years_after=years_after)
+        status = _window_status(event, periods, found, window)
         if status != "ok" and not warned:  # an event table spans many mines and years: report, go on
-            years = _event_years(event)
-            when = "" if years is None else f" ({_span(sorted(set(years)))})"
             log.warning("aoi %r: event %r%s %s; see its status in event_metrics.csv and baci.csv",
-                        event.get("aoi_id"), event["event_id"], when, status)
+                        event.get("aoi_id"), event["event_id"], _when(event), status)
             warned = True
         for c in classes:
             area = counts.sel(class_code=c.code) * pixel_area_ha
-            area_before = float(area.sel(period=before).mean()) if before else np.nan
-            area_after = float(area.sel(period=after).mean()) if after else np.nan
+            area_before = float(area.sel(period=found.before).mean()) if found.before else np.nan
+            area_after = float(area.sel(period=found.after).mean()) if found.after else np.nan
             rows.append(base | {
-                "zone": zone, "class_code": c.code, "class_name": c.name,
-                "periods_before": _span(before), "periods_after": _span(after),
+                "zone": zone, "class_code": c.code, "class_name": c.name, **_listed(found),
                 "zone_area_ha": zone_ha, "area_ha_before": area_before, "area_ha_after": area_after,
                 "change_ha": area_after - area_before, "status": status,
             })
     return pd.DataFrame(rows, columns=EVENT_METRICS_COLUMNS)
 
 
-def _window_status(event: pd.Series, periods: Sequence[int], before: Sequence[int], after: Sequence[int], *,
-                   years_before: int, years_after: int) -> str:
-    """"ok", or why the event cannot be compared before and after: no year, or an empty window (e.g.
-    an event outside the years of the imagery)."""
-    if before and after:
-        return "ok"
-    years = _event_years(event)
-    if years is None:
-        return "not analysable: no year (year_start, year_end) in the record"
-    start, end = years
-    windows = {"before": (before, start - years_before, start - 1), "after": (after, end + 1, end + years_after)}
-    empty = " or ".join(f"the {name} window ({_span(sorted({low, high}))})"
-                        for name, (found, low, high) in windows.items() if not found)
-    return f"not analysable: no period of the imagery ({_span(sorted(periods))}) in {empty}"
+def _dates(event: pd.Series) -> dict:
+    span = event_span(event)
+    return {"event_start": span[0].date().isoformat() if span else None,
+            "event_end": span[1].date().isoformat() if span else None}
 
 
-def _span(periods: Sequence[int]) -> str:
-    if not periods:
+def _when(event: pd.Series) -> str:
+    """' (2013)', ' (2013-2014)' for events dated by years; ' (2019-01-25)', ' (... to ...)' by days."""
+    span = event_span(event)
+    if span is None:
         return ""
-    return f"{periods[0]}-{periods[-1]}" if len(periods) > 1 else str(periods[0])
+    first, last = span
+    if (first.month, first.day, last.month, last.day) == (1, 1, 12, 31):
+        return f" ({first.year})" if first.year == last.year else f" ({first.year}-{last.year})"
+    start, end = first.date().isoformat(), last.date().isoformat()
+    return f" ({start})" if start == end else f" ({start} to {end})"
+
+
+def _listed(found: EventPeriods) -> dict[str, str]:
+    return {"periods_before": _span(found.before), "periods_during": _span(found.during),
+            "periods_after": _span(found.after)}
+
+
+def _window_status(event: pd.Series, periods: Sequence[Period], found: EventPeriods, window: Window) -> str:
+    """"ok", or why the event cannot be compared before and after: no date or year, or an empty window
+    (e.g. an event outside the dates of the imagery)."""
+    if found.before and found.after:
+        return "ok"
+    if event_span(event) is None:
+        return "not analysable: no date or year (date, date_start, year_start, year_end) in the record"
+    start, end = event_span(event)
+    empty = " or ".join(f"the {side} window ({window.describe(side, start, end)})"
+                        for side, ids in (("before", found.before), ("after", found.after)) if not ids)
+    ordered = sorted(periods)
+    imagery = f"{ordered[0].start} to {ordered[-1].end}" if ordered else "none"
+    during = f"; {_span(found.during)} overlap(s) the event" if found.during else ""
+    return f"not analysable: no period of the imagery ({imagery}) in {empty}{during}"
+
+
+def _span(periods: Sequence[str]) -> str:
+    """Period ids as one cell: ';'-separated, in time order."""
+    return ";".join(periods)
 
 
 BACI_COLUMNS = [
-    "aoi_id", "event_id", "zone", "class_code", "class_name", "periods_before", "periods_after",
+    "aoi_id", "event_id", "event_start", "event_end", "zone", "class_code", "class_name", "periods_before",
+    "periods_during", "periods_after",
     "impact_share_before", "impact_share_after", "control_share_before", "control_share_after",
     "impact_change_pct", "control_change_pct", "control_change_ci95_low_pct", "control_change_ci95_high_pct",
     "effect_pct_points", "effect_ha", "ci95_low_ha", "ci95_high_ha", "impact_area_ha", "impact_blocks",
@@ -167,8 +273,7 @@ def baci_effects(
     classes: Sequence[ClassDef],
     *,
     pixel_area_ha: float,
-    years_before: int,
-    years_after: int,
+    window: Window = Window(),
     block_size_m: float,
     n_bootstrap: int = 1000,
     seed: int = 0,
@@ -191,13 +296,12 @@ def baci_effects(
     codes = [c.code for c in classes]
     values = np.asarray(class_map.values)
     nodata = int(class_map.rio.nodata if class_map.rio.nodata is not None else 255)
-    periods = [int(p) for p in class_map["period"].values]
-    before, after = event_periods(event, periods, years_before=years_before, years_after=years_after)
-    base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"],
-            "periods_before": _span(before), "periods_after": _span(after)}
+    periods = periods_of(class_map)
+    found = event_periods(event, periods, window)
+    base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"], **_dates(event), **_listed(found)}
     control = zone_masks.get("control")
     impact_zones = {z: m for z, m in zone_masks.items() if z != "control"}
-    status = _window_status(event, periods, before, after, years_before=years_before, years_after=years_after)
+    status = _window_status(event, periods, found, window)
     if isinstance(control, str) or control is None:
         status = f"no control zone ({control})"
     elif not control.any():
@@ -209,8 +313,9 @@ def baci_effects(
         if isinstance(in_zone, str) or status != "ok":
             rows.append(base | {"zone": zone, "status": in_zone if isinstance(in_zone, str) else status})
             continue
-        is_before = np.isin(periods, before)
-        is_after = np.isin(periods, after)
+        ids = [p.id for p in periods]
+        is_before = np.isin(ids, found.before)
+        is_after = np.isin(ids, found.after)
         sums = {(name, window): _block_window_counts(values, mask, codes, flags, block_px=block_px, nodata=nodata)
                 for name, mask in (("impact", in_zone), ("control", control))
                 for window, flags in (("before", is_before), ("after", is_after))}

@@ -26,10 +26,11 @@ UNIT_KINDS = ("households", "families", "people", "other")
 # analysis -> what a record needs for it
 ANALYSES: dict[str, str] = {
     "link_spatial": "mine coordinates (mine_lat, mine_lon)",
-    "before_after": "a start or end year",
-    "origin_zone": "origin community coordinates (origin_lat, origin_lon) or outline (origin_wkt), and a year",
-    "site_zone": "resettlement site coordinates (site_lat, site_lon) or outline (site_wkt), and a year",
-    "baci": "a year, mine coordinates (control ring) and an origin or site zone",
+    "before_after": "a date (date, or date_start/date_end) or a start or end year",
+    "origin_zone": "origin community coordinates (origin_lat, origin_lon) or outline (origin_wkt), and a date "
+                   "or year",
+    "site_zone": "resettlement site coordinates (site_lat, site_lon) or outline (site_wkt), and a date or year",
+    "baci": "a date or year, mine coordinates (control ring) and an origin or site zone",
     "displacement_count": "a displaced count with its unit",
 }
 
@@ -40,7 +41,7 @@ _UNIT_PATTERNS = [  # matched against the unit's head noun phrase: "herder famil
 ]
 _NUMBER = re.compile(r"\d[\d,.]*")
 _COORDINATES = [("mine_lat", "mine_lon"), ("site_lat", "site_lon"), ("origin_lat", "origin_lon")]
-_OPTIONAL = ["year_end", "displaced_count", "displaced_unit", "origin_community", "resettlement_site",
+_OPTIONAL = ["year_end", "date", "date_start", "date_end", "displaced_count", "displaced_unit", "origin_community", "resettlement_site",
              "mine_lat", "mine_lon", "site_lat", "site_lon", "origin_lat", "origin_lon", "country", "company",
              "commodity", "lifecycle_stage", "event_type", "mine", "iso3", "coords_note", "source"]
 
@@ -95,6 +96,48 @@ def _polygon(value: object, *, event_id: str, column: str) -> str | None:
     return geometry.wkt
 
 
+def _date(value: object, *, event_id: str, column: str) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+        return None
+    try:
+        return pd.Timestamp(str(value).strip()).normalize()
+    except ValueError:
+        raise InputError(f"event {event_id!r}: {column} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _event_dates(events: pd.DataFrame) -> pd.DataFrame:
+    """`event_start` and `event_end` (ISO dates) of every record, from `date` (a one-day event), or
+    `date_start`/`date_end`, or else 1 January of year_start to 31 December of year_end (either year
+    standing for both where one is missing). Records given only by date get their years from it.
+    Raises InputError for a date that is not one, or an end before the start."""
+    events = events.copy()
+    starts, ends = [], []
+    for index, event in events.iterrows():
+        event_id = event["event_id"]
+        date = _date(event.get("date"), event_id=event_id, column="date")
+        start = date or _date(event.get("date_start"), event_id=event_id, column="date_start")
+        end = date or _date(event.get("date_end"), event_id=event_id, column="date_end") or start
+        first, last = event["year_start"], event["year_end"]
+        if pd.notna(first) and pd.notna(last) and last < first:
+            raise InputError(f"event {event_id!r}: year_end {int(last)} is before year_start {int(first)}; "
+                             "swap them or correct the record")
+        if start is not None:  # given by dates: the years follow from them where the record has none
+            if end < start:
+                raise InputError(f"event {event_id!r}: it ends ({end.date()}) before it starts ({start.date()}); "
+                                 "check date_start and date_end")
+            if pd.isna(first):
+                events.at[index, "year_start"] = float(start.year)
+            if pd.isna(last) and end.year != start.year:
+                events.at[index, "year_end"] = float(end.year)
+        elif pd.notna(first) or pd.notna(last):
+            start = pd.Timestamp(year=int(first if pd.notna(first) else last), month=1, day=1)
+            end = pd.Timestamp(year=int(last if pd.notna(last) else first), month=12, day=31)
+        starts.append(start.date().isoformat() if start is not None else None)
+        ends.append(end.date().isoformat() if end is not None else None)
+    events["event_start"], events["event_end"] = starts, ends
+    return events
+
+
 def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
     """Parsed records: numeric years, counts and coordinates, `displaced_unit_kind`, the original text
     of every parsed field in `<column>_text`, one boolean `allows_<analysis>` column per analysis and
@@ -112,6 +155,7 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
     for column in ("year_start", "year_end"):
         events[f"{column}_text"] = events[column].astype("string")
         events[column] = [_year(v, event_id=e, column=column) for v, e in zip(events[column], events["event_id"])]
+    events = _event_dates(events)
     events["displaced_count_text"] = events["displaced_count"].astype("string")
     events["displaced_count"] = events["displaced_count"].map(parse_count)
     events["displaced_unit_kind"] = events["displaced_unit"].map(unit_kind)
@@ -127,7 +171,7 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
         events[column] = [_polygon(v, event_id=e, column=column) for v, e in
                           zip(events.get(column, pd.Series([None] * len(events), index=events.index)),
                               events["event_id"])]
-    has_year = events["year_start"].notna() | events["year_end"].notna()
+    has_year = events["event_start"].notna()
     has = {name: events[lat].notna() & events[lon].notna() for name, (lat, lon) in
            zip(("mine", "site", "origin"), _COORDINATES)}
     has["origin"] |= events["origin_wkt"].notna()
@@ -166,9 +210,11 @@ def read_events(path: Path) -> pd.DataFrame:
                                         for g in outlines]
     except Exception as err:  # pandas/pyogrio raise many types for unreadable files
         raise InputError(f"{path}: cannot read the events table ({err})") from None
-    required = ["event_id", "year_start"]
-    missing = [c for c in required if c not in events.columns]
+    missing = [column for column, present in (("event_id", "event_id" in events.columns),
+                                               ("year_start", bool({"year_start", "date", "date_start"}
+                                                                   & set(events.columns)))) if not present]
     if missing:
-        raise InputError(f"{path}: the events table lacks the column(s) {missing} (events.path; every "
-                         f"table needs {required}, columns found: {sorted(map(str, events.columns))})")
+        raise InputError(f"{path}: the events table lacks the column(s) {missing} (events.path; every table "
+                         "needs event_id and year_start, or date / date_start for dated events; columns found: "
+                         f"{sorted(map(str, events.columns))})")
     return events

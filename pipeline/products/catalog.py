@@ -152,39 +152,44 @@ def _done(run: RunOutputs, stage: str) -> list[str]:
 
 
 def _collection(run: RunOutputs, aoi_id: str) -> pystac.Collection:
-    layout, periods = run.layout, sorted(run.periods(aoi_id))
+    layout, periods = run.layout, run.period_table(aoi_id)
     classified = aoi_id in _done(run, "classify")
-    items = [_item(run, aoi_id, period, classified=classified) for period in periods]
+    items = [_item(run, aoi_id, period, classified=classified) for period in periods.itertuples()]
     boxes = [item.bbox for item in items]
     bbox = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-    start, _ = _year_span(periods[0])
-    _, end = _year_span(periods[-1])
+    start, _ = _span(periods.iloc[0])
+    _, end = _span(periods.iloc[-1])
+    kind = run.manifest["aois"][aoi_id]["stages"]["composite"].get("period_kind", "year")
     collection = pystac.Collection(
         id=aoi_id, title=f"AOI {aoi_id}",
-        description=f"Yearly outputs of mine area (AOI) {aoi_id!r}, {periods[0]}-{periods[-1]}: median "
-                    "composites" + (", land-cover class maps and the first year of change" if classified else ""),
+        description=f"Outputs of mine area (AOI) {aoi_id!r} per {kind.removesuffix('s')} period, "
+                    f"{periods['period_label'].iloc[0]} to {periods['period_label'].iloc[-1]}: composites"
+                    + (", land-cover class maps and the period of first change" if classified else ""),
         extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[start, end]])),
         license="other", catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    if aoi_id in _done(run, "change") and layout.first_change_year(aoi_id).exists():
-        asset = _raster_asset(layout.first_change_year(aoi_id), title="First change year",
-                              description="the first period in which the pixel's class differs from the "
-                                          "period before (both classified); 0 = never changed (also nodata)",
-                              roles=["data"])
-        collection.add_asset("first_change_year", asset)
-        _raster_fields(asset, layout.first_change_year(aoi_id), data_type=DataType.INT16, nodata=0)
+    if aoi_id in _done(run, "change") and layout.first_change(aoi_id).exists():
+        asset = _raster_asset(layout.first_change(aoi_id), title="First change",
+                              description="number k of the period in which the pixel's class first changed "
+                                          "(k-th item of the collection, in time order; the file's PERIOD_k tags "
+                                          "name them); 0 = never changed; 65535 = nodata (fewer than two "
+                                          "periods observed)", roles=["data"])
+        collection.add_asset("first_change", asset)
+        _raster_fields(asset, layout.first_change(aoi_id), data_type=DataType.UINT16, nodata=65535)
     for item in items:
         collection.add_item(item)
     return collection
 
 
-def _item(run: RunOutputs, aoi_id: str, period: int, *, classified: bool) -> pystac.Item:
-    layout = run.layout
+def _item(run: RunOutputs, aoi_id: str, row, *, classified: bool) -> pystac.Item:
+    layout, period = run.layout, row.period
     path = layout.composite(aoi_id, period)
     geometry, bbox = _footprint(path)
-    start, end = _year_span(period)
+    start, end = _span(row)
+    middle = start + (end - start) / 2
     item = pystac.Item(id=f"{aoi_id}_{period}", geometry=geometry, bbox=bbox,
-                       datetime=datetime(period, 7, 1, tzinfo=UTC), start_datetime=start, end_datetime=end,
-                       properties={"title": f"{aoi_id} {period}", "midr:aoi_id": aoi_id, "midr:period": period})
+                       datetime=middle.replace(microsecond=0), start_datetime=start, end_datetime=end,
+                       properties={"title": f"{aoi_id} {row.period_label}", "midr:aoi_id": aoi_id,
+                                   "midr:period": period})
     composite = _raster_asset(path, title=f"Composite {period}", roles=["data", "reflectance"],
                               description="median of the period's clear scenes: reflectance bands and indices")
     item.add_asset("composite", composite)
@@ -273,8 +278,10 @@ def _footprint(path: Path) -> tuple[dict, list[float]]:
     return {"type": "Polygon", "coordinates": [ring]}, bbox
 
 
-def _year_span(period: int) -> tuple[datetime, datetime]:
-    return datetime(period, 1, 1, tzinfo=UTC), datetime(period, 12, 31, 23, 59, 59, tzinfo=UTC)
+def _span(row) -> tuple[datetime, datetime]:
+    """A period's first and last second (UTC) from its row of `RunOutputs.period_table`."""
+    first, last = datetime.fromisoformat(row.period_start), datetime.fromisoformat(row.period_end)
+    return first.replace(tzinfo=UTC), last.replace(hour=23, minute=59, second=59, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------------ I/O

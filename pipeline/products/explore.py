@@ -31,7 +31,7 @@ from pipeline.products import exports
 from pipeline.config import ClassDef, PipelineConfig
 from pipeline.errors import InputError
 from pipeline.events.records import ANALYSES
-from pipeline.results import RunOutputs
+from pipeline.results import RunOutputs, read_table
 
 __all__ = [
     "run_config",
@@ -114,8 +114,12 @@ def scene_inventory(stack: xr.Dataset, aoi: gpd.GeoSeries) -> pd.DataFrame:
 
 def composite_series(run: RunOutputs, aoi_id: str) -> xr.Dataset:
     """The AOI's composites, (period, y, x) float32 per band and index, NaN = nodata; lazy."""
-    periods = run.periods(aoi_id)
+    table = run.period_table(aoi_id)
+    periods = list(table["period"])
     series = xr.concat([run.composite(aoi_id, p) for p in periods], dim=pd.Index(periods, name="period"))
+    series = series.assign_coords(period_start=("period", pd.to_datetime(table["period_start"]).values),
+                                  period_end=("period", pd.to_datetime(table["period_end"]).values),
+                                  period_label=("period", list(table["period_label"])))
     return series.rio.write_crs(run.composite(aoi_id, periods[0]).rio.crs)
 
 
@@ -160,7 +164,9 @@ def zonal_mean(values: xr.DataArray, areas: Mapping[str, gpd.GeoSeries]) -> pd.D
         masked = values.where(inside)
         lazy[name] = (masked.mean(("y", "x")), masked.notnull().sum(("y", "x")))
     (computed,) = dask.compute(lazy)
-    frames = [pd.DataFrame({step: values[step].values, "area": name, "mean": np.asarray(mean, dtype=float),
+    dates = ({f"period_{edge}": pd.to_datetime(values[f"period_{edge}"].values).strftime("%Y-%m-%d")
+              for edge in ("start", "end")} if step == "period" and "period_start" in values.coords else {})
+    frames = [pd.DataFrame({step: values[step].values, **dates, "area": name, "mean": np.asarray(mean, dtype=float),
                             "valid_fraction": np.asarray(count, dtype=float) / sizes[name]})
               for name, (mean, count) in computed.items()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -172,7 +178,7 @@ def aoi_events(run: RunOutputs, aoi_id: str) -> pd.DataFrame:
     path = run.layout.event_records
     if not path.exists():
         return pd.DataFrame(columns=["event_id", "aoi_id", "year_start", "year_end"])
-    records = pd.read_csv(path, dtype={"event_id": str, "aoi_id": str})
+    records = read_table(path)
     linked = records["aoi_id"].fillna("").str.split(";").map(lambda ids: aoi_id in ids)
     return records[linked].reset_index(drop=True)
 
@@ -354,7 +360,7 @@ def effects_summary(run: RunOutputs) -> pd.DataFrame:
     """The run's BACI effects by indicator (summary/effects_by_indicator.csv); empty if the run has no
     event with effects."""
     path = run.layout.effects_by_indicator
-    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=_SUMMARY_COLUMNS)
+    return read_table(path) if path.exists() else pd.DataFrame(columns=_SUMMARY_COLUMNS)
 
 
 def baci_effects(run: RunOutputs, *, class_names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -369,7 +375,7 @@ def baci_effects(run: RunOutputs, *, class_names: Sequence[str] | None = None) -
     baci = baci[baci["status"] == "ok"]
     if class_names is not None:
         baci = baci[baci["class_name"].isin(class_names)]
-    records = (pd.read_csv(run.layout.event_records, dtype={"event_id": str}) if run.layout.event_records.exists()
+    records = (read_table(run.layout.event_records) if run.layout.event_records.exists()
                else pd.DataFrame(columns=["event_id"]))
     indicators = [c for c in exports.INDICATORS if c in records.columns]
     return baci.merge(records[["event_id", *indicators]], on="event_id", how="left").reset_index(drop=True)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline import io
 from pipeline.products import exports
-from pipeline.results import OutputLayout, RunOutputs, open_run
+from pipeline.results import OutputLayout, RunOutputs, open_run, read_table
 
 __all__ = ["export_run", "HEADLINE_EFFECTS", "EVENT_ZONES_LAYER"]
 
@@ -50,10 +50,10 @@ def export_run(run_dir: Path, manifest: dict | None = None) -> list[Path]:
     written: list[Path] = []
     tables = {}
     for name, stage in _TABLES.items():
-        parts = [pd.read_csv(getattr(layout, name)(a)) for a in _done(run, stage)]
+        parts = [read_table(getattr(layout, name)(a)) for a in _done(run, stage)]
         parts = [p for p in parts if not p.empty]
         tables[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    records = pd.read_csv(layout.event_records) if layout.event_records.exists() else pd.DataFrame()
+    records = read_table(layout.event_records) if layout.event_records.exists() else pd.DataFrame()
     tables["event_records"] = records
     for name, table in tables.items():
         for suffix, write in ((".csv", io.write_csv), (".parquet", io.write_parquet)):

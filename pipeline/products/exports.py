@@ -56,7 +56,9 @@ def effects_figure(summary: pd.DataFrame, indicator: str, *, zone: str, class_na
 
 _SPSS_LABELS = {
     "aoi_id": "Mine area (AOI) id", "event_id": "Resettlement event id", "zone": "Event zone",
+    "event_start": "First day of the event", "event_end": "Last day of the event",
     "class_code": "Land-cover class", "periods_before": "Periods in the before window",
+    "periods_during": "Periods that overlap the event (in neither window)",
     "periods_after": "Periods in the after window", "impact_change_pct": "Change of class share in the zone (%)",
     "control_change_pct": "Change of class share in the control ring (%)",
     "effect_pct_points": "BACI effect (percentage points)", "effect_ha": "BACI effect (ha)",
@@ -87,6 +89,9 @@ def spss_table(baci: pd.DataFrame, events: pd.DataFrame,
     stages = {s: i for i, s in enumerate(["exploration", "construction", "operation", "expansion", "closure",
                                           "disaster"], start=1)}
     table["lifecycle_stage"] = table["lifecycle_stage"].map(stages)
+    for column in ("event_start", "event_end"):  # SPSS date variables
+        if column in table.columns:
+            table[column] = pd.to_datetime(table[column]).dt.date
     table = table.rename(columns={c: _spss_name(c) for c in table.columns})
     for column in table.columns:
         if table[column].dtype == object or pd.api.types.is_string_dtype(table[column]):

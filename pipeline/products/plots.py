@@ -41,17 +41,28 @@ def class_maps_figure(class_map: xr.DataArray, classes: Sequence[ClassDef], *, c
 
 def class_area_figure(class_area: pd.DataFrame, classes: Sequence[ClassDef]) -> Figure:
     """Stacked areas (ha) of each class over the periods, from a class_area.csv table."""
-    table = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum")
+    table = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum",
+                                   sort=False)
     figure, ax = plt.subplots(figsize=(9, 4.5))
     codes = [c.code for c in classes if c.code in table.columns]
-    ax.stackplot(table.index, [table[c] for c in codes], colors=[c.colour for c in classes if c.code in codes],
+    when = _period_middles(class_area, table.index)
+    ax.stackplot(when, [table[c] for c in codes], colors=[c.colour for c in classes if c.code in codes],
                  labels=[c.name for c in classes if c.code in codes])
-    ax.set_xlabel("period")
+    ax.set_xlabel("period (plotted at its middle)")
     ax.set_ylabel("area (ha)")
     ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
-    ax.set_xlim(table.index.min(), table.index.max())
+    ax.set_xlim(when.min(), when.max())
     figure.tight_layout()
     return figure
+
+
+def _period_middles(table: pd.DataFrame, periods) -> pd.DatetimeIndex:
+    """The middle day of each period (from the table's period_start/period_end; a year id otherwise)."""
+    if {"period_start", "period_end"} <= set(table.columns):
+        dates = table.drop_duplicates("period").set_index("period").loc[list(periods)]
+        start, end = pd.to_datetime(dates["period_start"]), pd.to_datetime(dates["period_end"])
+        return pd.DatetimeIndex(start + (end + pd.Timedelta(days=1) - start) / 2)
+    return pd.to_datetime([f"{int(p)}-07-01" for p in periods])
 
 
 # ------------------------------------------------------------------------------ one AOI's scenes
@@ -112,7 +123,7 @@ def composites_figure(composites: xr.Dataset, bands: Sequence[str], stretch: dic
 def ndvi_series_figure(scene_means: pd.DataFrame, composite_means: pd.DataFrame | None = None, *,
                        event_years: Sequence[float] = ()) -> Figure:
     """NDVI over time in each area: per acquisition (dots, from `explore.zonal_mean` over `time`) and
-    per period's composite (a step line at mid-year, over `period`); event years as dashed lines."""
+    per period's composite (at the middle of each period, over `period`); event years as dashed lines."""
     figure, ax = plt.subplots(figsize=(11, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (area, rows) in enumerate(scene_means.groupby("area", sort=False)):
@@ -121,9 +132,9 @@ def ndvi_series_figure(scene_means: pd.DataFrame, composite_means: pd.DataFrame 
                 alpha=0.7, label=f"{area}, per scene")
         if composite_means is not None:
             period_rows = composite_means[composite_means["area"] == area]
-            mid_year = pd.to_datetime([f"{int(p)}-07-01" for p in period_rows["period"]])
-            ax.plot(mid_year, period_rows["mean"], "s--", color=colour, linewidth=1.8, markersize=5,
-                    label=f"{area}, yearly composite")
+            middles = _period_middles(period_rows, period_rows["period"])
+            ax.plot(middles, period_rows["mean"], "s--", color=colour, linewidth=1.8, markersize=5,
+                    label=f"{area}, composite per period")
     for year in event_years:
         if pd.notna(year):
             ax.axvline(pd.Timestamp(f"{int(year)}-01-01"), color="black", linestyle=":", linewidth=1)

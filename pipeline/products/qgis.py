@@ -5,8 +5,8 @@ module writes:
 
     <aoi>/classes/<period>.qml             paletted renderer: each class code with its colour and name
     <aoi>/classes/<period>_confidence.qml  pseudocolour (viridis) from 0 to 1
-    <aoi>/change/first_change_year.qml     pseudocolour (viridis), one legend entry per year; the
-                                           NO_CHANGE value (never changed) transparent
+    <aoi>/change/first_change.qml          one colour (viridis) per period a change can first be seen in,
+                                           labelled with the period; never changed light grey
 
 The XML follows what QGIS 3 writes and reads for raster layers: `<qgis><pipe><rasterrenderer ...>` with a
 `colorPalette` of `paletteEntry` (value, color, alpha, label) for the paletted renderer and a
@@ -31,7 +31,7 @@ from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.config import ClassDef
 from pipeline.results import open_run
 
-__all__ = ["QGIS_VERSION", "class_map_style", "confidence_style", "first_change_year_style", "write_styles"]
+__all__ = ["QGIS_VERSION", "class_map_style", "confidence_style", "first_change_style", "write_styles"]
 
 QGIS_VERSION = "3.28.0-Firenze"  # the long-term release whose QML format these files follow
 _DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
@@ -111,15 +111,18 @@ def confidence_style() -> str:
     return _document(renderer)
 
 
-def first_change_year_style(years: Sequence[int]) -> str:
-    """QML for the first-change-year map: one viridis colour per year of the legend (`years`, the periods
-    after the first), NO_CHANGE (never changed) transparent."""
-    years = sorted(int(y) for y in years)
-    low, high = (years[0], years[-1]) if years else (0, 0)
-    renderer = _renderer("singlebandpseudocolor", classificationMin=str(low), classificationMax=str(high))
-    _transparency(renderer, [NO_CHANGE])
-    _pseudocolour(renderer, [(y, c, str(y)) for y, c in zip(years, _viridis(len(years)))],
-                  ramp="EXACT", minimum=low, maximum=high)
+def first_change_style(period_labels: Sequence[str]) -> str:
+    """QML for the first-change map (`change.first_change`): value k = first changed in the k-th period,
+    one viridis colour per period that can be one (the second on) labelled with the period, NO_CHANGE
+    (observed, never changed) light grey; the nodata value (fewer than two periods observed) is
+    transparent as the raster's nodata."""
+    numbers = list(range(2, len(period_labels) + 1))
+    high = numbers[-1] if numbers else 1
+    renderer = _renderer("singlebandpseudocolor", classificationMin=str(NO_CHANGE), classificationMax=str(high))
+    _transparency(renderer)
+    items = [(NO_CHANGE, "#d9d9d9", "never changed")]
+    items += [(k, colour, f"changed in {period_labels[k - 1]}") for k, colour in zip(numbers, _viridis(len(numbers)))]
+    _pseudocolour(renderer, items, ramp="EXACT", minimum=NO_CHANGE, maximum=high)
     return _document(renderer)
 
 
@@ -132,7 +135,8 @@ def write_styles(run_dir: Path) -> list[Path]:
     confidence = confidence_style()
     written = []
     for aoi_id in run.aoi_ids:
-        periods = run.manifest["aois"][aoi_id].get("stages", {}).get("composite", {}).get("periods", [])
+        composite = run.manifest["aois"][aoi_id].get("stages", {}).get("composite", {})
+        periods = run.periods(aoi_id) if composite.get("periods") else []
         for period in periods:
             for raster, style, text in ((layout.class_map(aoi_id, period), layout.class_map_style(aoi_id, period),
                                          classes),
@@ -141,8 +145,9 @@ def write_styles(run_dir: Path) -> list[Path]:
                 if raster.exists():
                     io.write_bytes(text.encode(), style)
                     written.append(style)
-        if layout.first_change_year(aoi_id).exists():
-            style = layout.first_change_year_style(aoi_id)
-            io.write_bytes(first_change_year_style(periods[1:]).encode(), style)
+        if layout.first_change(aoi_id).exists():
+            style = layout.first_change_style(aoi_id)
+            labels = run.period_labels(aoi_id)
+            io.write_bytes(first_change_style([labels[p] for p in periods]).encode(), style)
             written.append(style)
     return written

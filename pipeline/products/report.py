@@ -38,7 +38,7 @@ from pipeline.events.captions import event_caption
 from pipeline.video.panels import LegendEntry, colour_classes
 from pipeline.video.publish import png_bytes
 from pipeline.video.style import NODATA_RGB
-from pipeline.results import OutputLayout, RunOutputs, open_run
+from pipeline.results import OutputLayout, RunOutputs, open_run, read_table
 
 __all__ = ["PREVIEW_MAX_SIDE", "write_report"]
 
@@ -92,7 +92,7 @@ def _event_records(layout: OutputLayout) -> pd.DataFrame:
     """The run's event records (generalised where the run is public); empty without events."""
     if not layout.event_records.exists():
         return pd.DataFrame(columns=["event_id", "aoi_id"])
-    return pd.read_csv(layout.event_records, dtype={"event_id": str, "aoi_id": str})
+    return read_table(layout.event_records)
 
 
 def _linked(records: pd.DataFrame, aoi_id: str) -> pd.DataFrame:
@@ -111,7 +111,7 @@ def _done(run: RunOutputs, aoi_id: str, stage: str) -> bool:
 
 
 def _csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
+    return read_table(path) if path.exists() else None
 
 
 # ----------------------------------------------------------------------------------- the overview
@@ -224,7 +224,9 @@ def _footprint(run: RunOutputs, aoi_id: str) -> dict | None:
         return None
     first, last = table.iloc[0], table.iloc[-1]
     growth = float(last["area_ha"] - first["area_ha"])
-    return {"first_period": int(first["period"]), "last_period": int(last["period"]),
+    labels = run.period_labels(aoi_id)
+    return {"first_period": labels.get(first["period"], first["period"]),
+            "last_period": labels.get(last["period"], last["period"]),
             "first_ha": float(first["area_ha"]), "last_ha": float(last["area_ha"]), "growth_ha": growth,
             "growth_pct": growth / float(first["area_ha"]) * 100 if first["area_ha"] > 0 else None}
 
@@ -238,7 +240,8 @@ def _aoi_page(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> tuple[dict
     folder = layout.report_assets(aoi_id)
     page = _aoi_row(run, aoi_id, records)
     page["stages"] = [{"name": s, **_stage(run, aoi_id, s)} for s in _STAGES if _stage(run, aoi_id, s)]
-    page["periods"] = run.periods(aoi_id) if _done(run, aoi_id, "composite") else []
+    labels = run.period_labels(aoi_id) if _done(run, aoi_id, "composite") else {}
+    page["periods"] = list(labels.values())
     page["change_done"] = _done(run, aoi_id, "change")
     page["class_maps"], page["class_area"], page["transitions"] = [], None, None
     page["accuracy"], page["events"], page["video"] = None, [], None
@@ -246,7 +249,7 @@ def _aoi_page(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> tuple[dict
         for period, content in _class_map_previews(run, aoi_id):
             path = folder / f"classes_{period}.png"
             assets[path] = content
-            page["class_maps"].append({"period": period, "src": _href(path, layout.report)})
+            page["class_maps"].append({"period": labels.get(period, period), "src": _href(path, layout.report)})
         page["accuracy"] = _accuracy(run, aoi_id)
     if _done(run, aoi_id, "change"):
         page["class_area"] = _class_area(run, aoi_id)
@@ -254,7 +257,8 @@ def _aoi_page(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> tuple[dict
             path = folder / "class_area.png"
             assets[path] = _png(plots.class_area_figure(run.class_area(aoi_id), run.classes))
             page["class_area"]["src"] = _href(path, layout.report)
-        page["transitions"] = _transition_matrix(pd.read_csv(layout.transitions_first_last(aoi_id)), run.classes)
+        page["transitions"] = _transition_matrix(read_table(layout.transitions_first_last(aoi_id)), run.classes,
+                                                 labels)
     if _done(run, aoi_id, "events"):
         page["events"], charts = _events(run, aoi_id, records, folder)
         assets.update(charts)
@@ -270,23 +274,25 @@ def _class_area(run: RunOutputs, aoi_id: str) -> dict:
     table = run.class_area(aoi_id)
     if table.empty:
         return {"periods": 0, "last": None, "rows": [], "src": None}
-    last = table[table["period"] == table["period"].max()]
+    last_period = table["period"].iloc[-1]
+    last = table[table["period"] == last_period]
     colours = {c.code: c.colour for c in run.classes}
-    return {"periods": int(table["period"].nunique()), "last": int(table["period"].max()), "src": None,
+    return {"periods": int(table["period"].nunique()), "last": run.period_labels(aoi_id).get(last_period, last_period),
+            "src": None,
             "rows": [{"name": r["class_name"], "colour": colours.get(r["class_code"], _NODATA_COLOUR),
                       "area_ha": r["area_ha"], "area_pct": r["area_pct"]} for r in last.to_dict("records")]}
 
 
-def _class_map_previews(run: RunOutputs, aoi_id: str) -> list[tuple[int, bytes]]:
+def _class_map_previews(run: RunOutputs, aoi_id: str) -> list[tuple[str, bytes]]:
     """Each period's class map coloured with the class legend (nodata dark grey), as PNG bytes."""
     maps = run.class_map(aoi_id)
     step = max(1, math.ceil(max(maps.sizes["y"], maps.sizes["x"]) / PREVIEW_MAX_SIDE))
     maps = maps.isel(y=slice(None, None, step), x=slice(None, None, step)).values
     legend = [LegendEntry(c.code, c.name, c.colour) for c in run.classes]
-    return [(int(p), png_bytes(colour_classes(m, legend, nodata=255))) for p, m in zip(run.periods(aoi_id), maps)]
+    return [(p, png_bytes(colour_classes(m, legend, nodata=255))) for p, m in zip(run.periods(aoi_id), maps)]
 
 
-def _transition_matrix(table: pd.DataFrame, classes: Sequence[ClassDef]) -> dict | None:
+def _transition_matrix(table: pd.DataFrame, classes: Sequence[ClassDef], labels: dict[str, str]) -> dict | None:
     """First -> last period areas (ha): rows = class in the first period, columns = in the last."""
     if table.empty:
         return None
@@ -295,7 +301,8 @@ def _transition_matrix(table: pd.DataFrame, classes: Sequence[ClassDef]) -> dict
               .reindex(index=codes, columns=codes).fillna(0.0))
     names = {c.code: c for c in classes}
     return {
-        "period_from": int(table["period_from"].iloc[0]), "period_to": int(table["period_to"].iloc[0]),
+        "period_from": labels.get(table["period_from"].iloc[0], table["period_from"].iloc[0]),
+        "period_to": labels.get(table["period_to"].iloc[0], table["period_to"].iloc[0]),
         "classes": [names[c] for c in codes],
         "rows": [{"cls": names[a], "cells": [{"value": float(matrix.loc[a, b]), "diagonal": a == b} for b in codes],
                   "total": float(matrix.loc[a].sum())} for a in codes],

@@ -34,16 +34,17 @@ from pipeline import io
 from pipeline.change.stage import change_stage
 from pipeline.classify.stage import classify_stage, read_class_map
 from pipeline.classify.training import read_training_data
+from pipeline.composite.periods import periods_from_records
 from pipeline.composite.stage import composite_stage, read_composites
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError, PipelineError
-from pipeline.events import link_events, normalise_events, read_events
+from pipeline.events import link_events, mixed_periods, normalise_events, read_events
 from pipeline.events.public import generalise_events
 from pipeline.events.stage import events_stage
 from pipeline.ingest import list_sources, read_aois
 from pipeline.job import AoiJob
 from pipeline.products import export_run, write_output_catalog, write_report, write_styles
-from pipeline.results import OutputLayout
+from pipeline.results import OutputLayout, read_table
 from pipeline.runner import budget, provenance
 from pipeline.runner.cluster import dask_client
 from pipeline.video.stage import make_timelapse
@@ -287,7 +288,10 @@ class _RunContext:
             "status": "done", "cached": cached, **ingest,
             "note": "ingest runs lazily inside the composite stage",
             "seconds": round(time.perf_counter() - ingest_start, 2)})
-        periods, layers = facts["periods"], facts["layers"]
+        periods, layers = periods_from_records(facts["period_records"]), facts["layers"]
+        for _, event in job.events.iterrows():  # before any classification: the user can stop and fix it
+            for text in mixed_periods(event, facts.get("period_scenes", {})):
+                log.warning("aoi %r: %s", aoi_id, text)
         composites = read_composites(out, aoi_id, periods, chunk_size=chunk)
 
         if config.classify is None:  # no labels: composites and the video only
@@ -315,9 +319,9 @@ class _RunContext:
         accuracy = json.loads(out.accuracy(aoi_id).read_text())
         key = provenance.stage_key("events", config=self._config("events", "change", "public", "classes"),
                                    events=_rows(job.events), upstream=upstream)
-        self.stage(job, "events", key, lambda: events_stage(job, class_map, accuracy),
+        self.stage(job, "events", key, lambda: events_stage(job, class_map, accuracy, facts.get("period_scenes")),
                    upstream={"classify": self.stamps.read(aoi_id, "classify")["key"]})
-        self._video(job, composites, class_map, pd.read_csv(out.class_area(aoi_id)),
+        self._video(job, composites, class_map, read_table(out.class_area(aoi_id)),
                     upstream=("composite", "classify", "change"))
 
     def _video(self, job: AoiJob, composites, class_map, class_area, *, upstream: tuple[str, ...]) -> None:

@@ -24,7 +24,8 @@ __all__ = ["draw_chart_base", "draw_chart_cursor"]
 def draw_chart_base(draw: ImageDraw.ImageDraw, box: Box, sizes: Sizes,
                      legend: Sequence[LegendEntry], class_areas: Mapping[int, Sequence[float]],
                      values: Sequence[float], n_periods: int, event_values: Sequence[float],
-                     mode: Literal["change", "area"], first_label: str):
+                     mode: Literal["change", "area"], first_label: str,
+                     tick_labels: Sequence[str] | None = None):
     """Axes, the class-area lines (dimmed: the frame draws them bright up to the cursor) and
     event ticks. `mode` "change" plots each class's area minus its area in the first period
     (small classes that change stay visible beside a large stable one); "area" the areas.
@@ -74,7 +75,8 @@ def draw_chart_base(draw: ImageDraw.ImageDraw, box: Box, sizes: Sizes,
                   font=axis_font, fill=MUTED_TEXT_RGB, anchor="rm")
     labels = {0, n_periods - 1} | ({n_periods // 2} if n_periods > 4 else set())
     for index in sorted(labels):
-        draw.text((x_of(values[index]), py + ph + sizes.gap // 2), f"{values[index]:g}",
+        tick = tick_labels[index] if tick_labels is not None else f"{values[index]:g}"
+        draw.text((x_of(values[index]), py + ph + sizes.gap // 2), tick,
                   font=axis_font, fill=MUTED_TEXT_RGB, anchor="ma")
     for value in event_values:
         x = x_of(value)

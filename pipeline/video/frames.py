@@ -64,13 +64,13 @@ class Layout:
     legend_swatches: dict[int, Box] = field(default_factory=dict)  # class code -> swatch box
 
 
-def _plan_layout(width: int, height: int, sizes: Sizes, *, n_maps: int, legend_height: int,
+def _plan_layout(width: int, height: int, sizes: Sizes, *, n_maps: int, legend_height: int, date_text: str,
                  chart: bool, captions: bool = True) -> Layout:
     margin, gap = sizes.margin, sizes.gap
     bar_height = max(text_height(load_font(sizes.date_font, True)),
                      text_height(load_font(sizes.title_font, True))
                      + text_height(load_font(sizes.subtitle_font))) + 2 * gap
-    date_width = text_width(load_font(sizes.date_font, True), "0000–0000") + margin
+    date_width = text_width(load_font(sizes.date_font, True), date_text) + margin
     date_box = (width - margin - date_width, 0, date_width, bar_height)
     credits_top = height - gap - text_height(load_font(sizes.credits_font))
     caption_line = round(text_height(load_font(sizes.caption_font)) * 1.2)
@@ -211,16 +211,18 @@ def build_scene(
     rows = legend_rows(legend, marker_kinds, legend_font, legend_width, sizes.gap)
     row_height = round(text_height(legend_font) * 1.4)
     n_maps = 1 if class_maps is None else 2
+    date_font = load_font(sizes.date_font, True)
+    date_text = max(["0000–0000", *period_labels], key=lambda label: text_width(date_font, label))  # widest
     try:
-        layout = _plan_layout(width, height, sizes, n_maps=n_maps,
+        layout = _plan_layout(width, height, sizes, n_maps=n_maps, date_text=date_text,
                               legend_height=len(rows) * row_height, chart=class_areas is not None,
                               captions=bool(captions))
     except ValueError:  # a thumbnail-sized frame: the maps alone (no legend, chart or captions)
         logger.warning("frame size %dx%d is too small for the legend, chart and captions; "
                        "showing the maps only", width, height)
         rows, class_areas, captions = [], None, ()
-        layout = _plan_layout(width, height, sizes, n_maps=n_maps, legend_height=0, chart=False,
-                              captions=False)
+        layout = _plan_layout(width, height, sizes, n_maps=n_maps, date_text=date_text, legend_height=0,
+                              chart=False, captions=False)
 
     image = Image.new("RGB", (width, height), BACKGROUND_RGB)
     draw = ImageDraw.Draw(image)
@@ -241,7 +243,7 @@ def build_scene(
         plot, chart_x, chart_lines = draw_chart_base(
             draw, layout.chart_box, sizes, legend, class_areas, values, n_periods,
             event_values=[values[p] for p, _ in captions if 0 <= p < n_periods], mode=chart,
-            first_label=period_labels[0])
+            first_label=period_labels[0], tick_labels=period_labels)
     draw.line((sizes.margin, layout.caption_box[1], width - sizes.margin, layout.caption_box[1]),
               fill=RULE_RGB, width=max(1, round(2 * sizes.scale)))
     if credits:

@@ -17,7 +17,9 @@ import xarray as xr
 
 from pipeline import io
 from pipeline.classify.predict import UNCLASSIFIED
+from pipeline.composite.periods import Period, periods_of
 from pipeline.events.captions import event_caption
+from pipeline.events.effects import event_span
 from pipeline.video import publish
 from pipeline.video.encoder import write_timelapse
 from pipeline.video.frames import Scene, build_scene
@@ -53,7 +55,8 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     panel, legend or area chart."""
     settings, aoi_id = config.video, aoi["aoi_id"]
     public = config.public.enabled
-    periods = [int(p) for p in composites["period"].values]
+    periods = periods_of(composites)
+    ids = [p.id for p in periods]
     bands = list(settings.rgb_bands)
     missing = [b for b in bands if b not in composites.data_vars]
     if missing:
@@ -72,13 +75,13 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     if class_map is not None and class_area is not None:
         areas = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum")
         class_areas = {c.code: [float(areas.at[p, c.code]) if p in areas.index and c.code in areas.columns
-                                else np.nan for p in periods] for c in config.classes}
+                                else np.nan for p in ids] for c in config.classes}
     captions = video_captions(aoi_events, periods, public=public)
     about = _event_facts(aoi_events)
     title = settings.title or str(aoi.get("name") or aoi_id)
     subtitle = (settings.subtitle if settings.subtitle is not None
                 else " · ".join(fact for fact in about if fact != title))
-    years = f"{periods[0]}–{periods[-1]}" if len(periods) > 1 else str(periods[0])
+    years = f"{periods[0].label}–{periods[-1].label}" if len(periods) > 1 else periods[0].label
     footer = settings.credits.replace("{years}", years)
     outro_lines = [line for line in (footer, *settings.outro_credits) if line]
     if len(aoi_events):
@@ -94,19 +97,19 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
                     pixel_size_m=pixel_size_m)
 
     def maps() -> Iterator[np.ndarray]:
-        for period in periods:
+        for period in ids:
             scene = rgb.sel(period=period)
             yield true_colour(*(scene[b].values for b in bands), vmin=low, vmax=high)
 
     def class_maps() -> Iterator[np.ndarray]:
-        for period in periods:
-            yield colour_classes(class_map.sel(period=period).values, legend,
-                                        nodata=UNCLASSIFIED)
+        for period in ids:
+            yield colour_classes(class_map.sel(period=period).values, legend, nodata=UNCLASSIFIED)
 
     def scene(size: tuple[int, int]) -> Scene:
         return build_scene(
-            maps(), period_labels=[str(p) for p in periods], size=size, title=title, subtitle=subtitle,
-            class_maps=class_maps() if class_map is not None else None, legend=legend, class_areas=class_areas, period_values=periods,
+            maps(), period_labels=[p.label for p in periods], size=size, title=title, subtitle=subtitle,
+            class_maps=class_maps() if class_map is not None else None, legend=legend, class_areas=class_areas,
+            period_values=[_decimal_year(p.start) for p in periods],
             captions=[(period, text) for period, text in captions], credits=footer,
             intro_lines=[line for line in (about[:2], about[2:]) for line in [" · ".join(line)] if line]
             if settings.intro_seconds else None,
@@ -138,7 +141,7 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     band_names = " / ".join(_BAND_LABELS.get(b, b) for b in bands)
     shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the area "
              "of each class over time" if legend else f"satellite composites ({band_names})")
-    summary = (f"Land cover around {about[0] if about else title} from {periods[0]} to {periods[-1]}, period by "
+    summary = (f"Land cover around {about[0] if about else title} from {periods[0].label} to {periods[-1].label}, period by "
                f"period: {shown}" + (", with the documented displacement and resettlement events" if texts else "")
                + ". Made with midr-pipeline.")
     io.write_bytes(publish.youtube_text(title=f"{title}: land-cover change {years} (time-lapse)", summary=summary,
@@ -154,23 +157,30 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
 _BAND_LABELS = {"blue": "Blue", "green": "Green", "red": "Red", "nir": "NIR", "swir1": "SWIR1", "swir2": "SWIR2"}
 
 
-def video_captions(aoi_events: pd.DataFrame, periods: list[int], *, public: bool) -> list[tuple[int, str]]:
-    """(period index, caption) per event: at the first period from the event's start year on (events
-    before the series show at its start; events after it are left out), ordered by period."""
+def video_captions(aoi_events: pd.DataFrame, periods: list[Period], *, public: bool) -> list[tuple[int, str]]:
+    """(period index, caption) per event: at the first period that ends on or after the event's start
+    (events before the series show at its start; events after it are left out), ordered by period."""
     captions = []
     for _, event in aoi_events.iterrows():
-        year = event.get("year_start") if pd.notna(event.get("year_start")) else event.get("year_end")
-        if pd.isna(year):
-            log.info("event %r has no year: no caption", event["event_id"])
+        span = event_span(event)
+        if span is None:
+            log.info("event %r has no date or year: no caption", event["event_id"])
             continue
-        start = int(year)
-        index = next((i for i, p in enumerate(periods) if p >= start), None)
+        start = span[0]
+        index = next((i for i, p in enumerate(periods) if pd.Timestamp(p.end) >= start), None)
         if index is None:
-            log.info("event %r (%d) is after the last period %d: no caption", event["event_id"], start, periods[-1])
+            log.info("event %r (%s) is after the last period %s: no caption", event["event_id"], start.date(),
+                     periods[-1].id)
             continue
         text = event_caption(event, public=public)
         captions.append((index, re.sub(r"^(\d{4})-(\d{4})", "\\1\u2013\\2", text)))
     return sorted(captions, key=lambda c: c[0])
+
+
+def _decimal_year(day) -> float:
+    """A day as a decimal year (1 January = the year itself): the chart's time axis."""
+    start = pd.Timestamp(year=day.year, month=1, day=1)
+    return day.year + (pd.Timestamp(day) - start) / (pd.Timestamp(year=day.year + 1, month=1, day=1) - start)
 
 
 def _event_facts(aoi_events: pd.DataFrame) -> list[str]:

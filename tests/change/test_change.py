@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import dask
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.change import (NO_CHANGE, change_summary, class_area_table, class_pixel_counts,
-                             first_change_year, mining_footprint_table, ring_summary, transition_counts,
-                             transition_table)
+from pipeline.change import (FIRST_CHANGE_NODATA, NO_CHANGE, change_summary, class_area_table, class_pixel_counts,
+                             first_change, first_change_tags, mining_footprint_table, ring_summary,
+                             transition_counts, transition_table)
+from pipeline.composite.periods import make_periods, period_coords
 from pipeline.ingest import pixel_area_ha
 from pipeline.config import DEFAULT_CLASSES
 
@@ -17,9 +19,9 @@ from conftest import CRS
 def _class_map(chunks=None) -> xr.DataArray:
     # 2x3 pixels of 30 m (0.09 ha); 2010: three water, three built-up; 2011: one built-up became bare
     values = np.array([[[1, 1, 1], [5, 5, 5]], [[1, 1, 1], [5, 5, 6]], [[1, 1, 255], [6, 6, 6]]], "uint8")
-    class_map = xr.DataArray(values, dims=("period", "y", "x"),
-                             coords={"period": [2010, 2011, 2012], "y": [15.0, -15.0], "x": [15.0, 45.0, 75.0]})
-    class_map = class_map.rio.write_crs(CRS)
+    periods = make_periods(pd.to_datetime(["2010-06-01", "2011-06-01", "2012-06-01"]))
+    class_map = xr.DataArray(values, dims=("period", "y", "x"), coords={"y": [15.0, -15.0], "x": [15.0, 45.0, 75.0]})
+    class_map = class_map.assign_coords(period_coords(periods)).rio.write_crs(CRS)
     return class_map.chunk(chunks) if chunks else class_map
 
 
@@ -32,11 +34,11 @@ def test_class_areas_in_hectares(chunks):
                              aoi_id="mine_a")
     assert list(table.columns) == ["aoi_id", "period", "class_code", "class_name", "area_ha", "area_pct"]
     area = table.set_index(["period", "class_code"])["area_ha"]
-    assert area[2010, 5] == pytest.approx(0.27) and area[2011, 5] == pytest.approx(0.18)
-    assert area[2011, 6] == pytest.approx(0.09) and area[2012, 1] == pytest.approx(0.18)  # nodata not counted
+    assert area["2010", 5] == pytest.approx(0.27) and area["2011", 5] == pytest.approx(0.18)
+    assert area["2011", 6] == pytest.approx(0.09) and area["2012", 1] == pytest.approx(0.18)  # nodata not counted
     assert len(table) == 3 * len(DEFAULT_CLASSES)
     share = table.set_index(["period", "class_code"])["area_pct"]
-    assert share[2011, 5] == pytest.approx(200 / 6) and share[2012, 1] == pytest.approx(40.0)
+    assert share["2011", 5] == pytest.approx(200 / 6) and share["2012", 1] == pytest.approx(40.0)
 
 
 @pytest.mark.parametrize("chunks", [None, {"x": 2}], ids=["numpy", "dask"])
@@ -45,16 +47,16 @@ def test_transitions_between_consecutive_periods(chunks):
     table = transition_table(counts, DEFAULT_CLASSES, pixel_area_ha=0.09, aoi_id="mine_a")
     assert list(table.columns) == ["aoi_id", "period_from", "period_to", "class_from", "class_to", "area_ha"]
     area = table.set_index(["period_from", "class_from", "class_to"])["area_ha"]
-    assert area[2010, 5, 6] == pytest.approx(0.09) and area[2010, 5, 5] == pytest.approx(0.18)
-    assert area[2011, 5, 6] == pytest.approx(0.18)
-    assert area[2011, 1, 1] == pytest.approx(0.18)  # the pixel gone to nodata is not a transition
-    assert set(table["period_to"]) == {2011, 2012}
+    assert area["2010", 5, 6] == pytest.approx(0.09) and area["2010", 5, 5] == pytest.approx(0.18)
+    assert area["2011", 5, 6] == pytest.approx(0.18)
+    assert area["2011", 1, 1] == pytest.approx(0.18)  # the pixel gone to nodata is not a transition
+    assert set(table["period_to"]) == {"2011", "2012"}
 
 
 def test_first_to_last_transitions_skip_the_middle():
     counts = transition_counts(_class_map(), steps="first_last")
     table = transition_table(counts, DEFAULT_CLASSES, pixel_area_ha=0.09, aoi_id="mine_a")
-    assert set(zip(table.period_from, table.period_to)) == {(2010, 2012)}
+    assert set(zip(table.period_from, table.period_to)) == {("2010", "2012")}
     area = table.set_index(["class_from", "class_to"])["area_ha"]
     assert area[5, 6] == pytest.approx(0.27) and area[1, 1] == pytest.approx(0.18)
 
@@ -70,7 +72,21 @@ def test_change_summary_gross_net_and_rates():
     assert built["gross_loss_ha"] == pytest.approx(0.27) and built["net_change_ha"] == pytest.approx(-0.27)
     assert bare["annual_change_ha"] == pytest.approx(0.135) and np.isnan(bare["annual_rate_pct"])
     water = summary.loc[1]  # 0.27 -> 0.18 ha over 2 years: 100 * ln(2/3) / 2 % a year
-    assert water["annual_rate_pct"] == pytest.approx(100 * np.log(2 / 3) / 2)
+    assert water["annual_rate_pct"] == pytest.approx(100 * np.log(2 / 3) / 2, rel=1e-3)
+    assert water["years_elapsed"] == pytest.approx(2.0, abs=0.01)  # middle of 2010 to middle of 2012
+
+
+def test_annual_rates_use_the_real_time_between_irregular_periods():
+    """Months three apart: the rate is per year of real elapsed time, not per period."""
+    table = pd.DataFrame({"aoi_id": "a", "period": ["2019-01", "2019-04"], "period_start": ["2019-01-01", "2019-04-01"],
+                          "period_end": ["2019-01-31", "2019-04-30"], "class_code": 6, "class_name": "bare",
+                          "area_ha": [10.0, 12.0], "area_pct": 1.0})
+    summary = change_summary(table, pd.DataFrame(columns=["class_from", "class_to", "area_ha"])).iloc[0]
+    years = (pd.Timestamp("2019-04-16") - pd.Timestamp("2019-01-16T12:00")) / pd.Timedelta(days=365.25)  # middles
+    assert summary["years_elapsed"] == pytest.approx(years, abs=1e-4)
+    assert summary["annual_change_ha"] == pytest.approx(2.0 / years, rel=1e-3)
+    footprint = mining_footprint_table(table, [6]).set_index("period")
+    assert footprint.loc["2019-04", "expansion_rate_ha_per_year"] == pytest.approx(2.0 / years, rel=1e-3)
 
 
 def test_mining_footprint_and_its_expansion():
@@ -78,15 +94,24 @@ def test_mining_footprint_and_its_expansion():
     areas = class_area_table(class_pixel_counts(class_map), DEFAULT_CLASSES, pixel_area_ha=0.09, aoi_id="a")
     footprint = mining_footprint_table(areas, [6]).set_index("period")
     assert list(footprint["area_ha"].round(2)) == [0.0, 0.09, 0.27]
-    assert footprint.loc[2012, "expansion_rate_ha_per_year"] == pytest.approx(0.18)
+    assert footprint.loc["2012", "expansion_rate_ha_per_year"] == pytest.approx(0.18, rel=1e-3)
 
 
 @pytest.mark.parametrize("chunks", [None, {"x": 2}], ids=["numpy", "dask"])
-def test_first_change_year(chunks):
-    out = first_change_year(_class_map(chunks))
-    assert out.dtype == np.int16 and out.rio.nodata == NO_CHANGE
-    # row 0: water throughout (the last pixel goes to nodata, which is no change); row 1: 5 -> 6
-    np.testing.assert_array_equal(out.values, [[0, 0, 0], [2012, 2012, 2011]])
+def test_first_change_is_the_number_of_the_period_of_change(chunks):
+    out = first_change(_class_map(chunks))
+    assert out.dtype == np.uint16 and out.rio.nodata == FIRST_CHANGE_NODATA
+    # row 0: water throughout (the last pixel goes to nodata: observed twice, never changed);
+    # row 1: built-up -> bare in the third period (2012), the last pixel in the second (2011)
+    np.testing.assert_array_equal(out.values, [[NO_CHANGE, NO_CHANGE, NO_CHANGE], [3, 3, 2]])
+    assert first_change_tags(["2010", "2011", "2012"])["PERIOD_3"] == "2012"
+
+
+def test_a_change_across_a_period_without_data_counts_where_it_is_seen():
+    """A, nodata, B is a change at B; a pixel seen in fewer than two periods is nodata, not 'never'."""
+    values = np.array([[[3, 3, 3]], [[255, 255, 3]], [[6, 255, 3]]], "uint8")
+    class_map = _class_map().isel(y=[0]).copy(data=values)
+    np.testing.assert_array_equal(first_change(class_map).values, [[3, FIRST_CHANGE_NODATA, NO_CHANGE]])
 
 
 def test_rings_around_the_mining_footprint():
@@ -104,6 +129,12 @@ def test_rings_around_the_mining_footprint():
     assert area[60, 6] == 0  # the footprint itself is not in a ring
 
 
-def test_first_change_year_of_a_single_period_is_no_change():
-    out = first_change_year(_class_map().isel(period=[0]))
-    assert (out.values == NO_CHANGE).all() and out.shape == (2, 3)
+def test_first_change_of_a_single_period_is_nodata():
+    out = first_change(_class_map().isel(period=[0]))
+    assert (out.values == FIRST_CHANGE_NODATA).all() and out.shape == (2, 3)
+
+
+def test_an_aoi_without_any_mining_class_has_an_empty_footprint_table():
+    areas = class_area_table(class_pixel_counts(_class_map()), DEFAULT_CLASSES, pixel_area_ha=0.09, aoi_id="a")
+    footprint = mining_footprint_table(areas, [42])
+    assert footprint.empty and "expansion_rate_ha_per_year" in footprint.columns

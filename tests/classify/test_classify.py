@@ -22,11 +22,12 @@ class _Threshold:
         return np.where(X[:, 0] > 0.5, 2, 1)
 
 
-def _composites(chunks=None) -> xr.Dataset:
-    coords = {"period": [2020, 2021], "y": [45.0, 15.0], "x": [15.0, 45.0, 75.0]}
+def _composites(chunks=None, times=("2020-06-01", "2021-06-01"), kind="year") -> xr.Dataset:
+    periods = make_periods(pd.to_datetime(list(times)), kind=kind)
+    coords = {"y": [45.0, 15.0], "x": [15.0, 45.0, 75.0]}
     nir = xr.DataArray(np.array([[[0.1, 0.9, 0.9], [0.1, 0.1, np.nan]],
                                  [[0.9, 0.9, 0.9], [0.1, 0.1, 0.1]]], "float32"), coords, ("period", "y", "x"))
-    composites = xr.Dataset({"nir": nir, "red": nir * 0 + 0.1}).rio.write_crs(CRS)
+    composites = xr.Dataset({"nir": nir, "red": nir * 0 + 0.1}).assign_coords(period_coords(periods)).rio.write_crs(CRS)
     return composites.chunk(chunks) if chunks else composites
 
 
@@ -63,8 +64,19 @@ def test_training_samples_without_a_period_hold_for_every_period():
     features = feature_stack(_composites(), ["nir", "red"])
     points = gpd.GeoDataFrame({"class_code": [1]}, geometry=gpd.points_from_xy([15], [45]), crs=CRS)
     samples, labels = training_samples(features, points)
-    assert list(labels["period"]) == [2020, 2021]
+    assert list(labels["period"]) == ["2020", "2021"]
     np.testing.assert_allclose(samples.sel(feature="nir").values, [0.1, 0.9])
+
+
+def test_a_label_period_may_be_a_year_a_period_id_or_a_date():
+    """Month periods: a year label holds for every month of the year, a date for its month."""
+    features = feature_stack(_composites(times=("2020-03-10", "2020-07-20"), kind="month"), ["nir", "red"])
+    points = gpd.GeoDataFrame({"class_code": [1, 2, 1, 2], "period": [2020, "2020-07", "2020-03-02", "2019-05-01"]},
+                              geometry=gpd.points_from_xy([15, 45, 15, 15], [45, 45, 45, 45]), crs=CRS)
+    samples, labels = training_samples(features, points)
+    assert list(labels["period"]) == ["2020-03", "2020-07", "2020-07", "2020-03"]
+    assert list(labels["class_code"]) == [1, 1, 2, 1] and labels.attrs["dropped_period"] == 1
+    np.testing.assert_allclose(samples.sel(feature="nir").values, [0.1, 0.9, 0.9, 0.1])
 
 
 def test_random_forest_is_reproducible_and_holds_out_a_stratified_share():
@@ -107,6 +119,7 @@ from pipeline.classify import (polygon_pixels, predict_classes, spatial_blocks, 
                                temporal_statistics)
 from pipeline.config import ClassDef
 from pipeline.classify.models import make_classifier
+from pipeline.composite.periods import make_periods, period_coords
 
 SLOVENIA = DATA / "s2_slovenia_eolearn"  # shared with the ingest tests
 

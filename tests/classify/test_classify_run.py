@@ -27,7 +27,7 @@ def _composites(run) -> xr.Dataset:
     return composites.load().rio.write_crs(run.class_map("demo_mine").rio.crs)
 
 
-def _truth(demo_run, period: int, like: xr.DataArray) -> xr.DataArray:
+def _truth(demo_run, period: str, like: xr.DataArray) -> xr.DataArray:
     truth = rioxarray.open_rasterio(demo_run / "data" / "truth" / f"{period}.tif").squeeze("band", drop=True)
     return truth.sel(x=like.x, y=like.y, method="nearest", tolerance=1e-6)
 
@@ -75,7 +75,7 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     """Label the run's own sample design from the truth (as a user would in QGIS), read it back."""
     run = open_run(demo_run / "outputs" / "demo_small")
     sample = gpd.read_file(run.layout.sample_design("demo_mine"))
-    period = int(sample["period"].iloc[0])
+    period = str(sample["period"].iloc[0])
     class_map = run.class_map("demo_mine").load()
     truth = _truth(demo_run, period, class_map)
     sample["reference_code"] = truth.sel(x=xr.DataArray(sample.geometry.x.to_numpy(), dims="s"),
@@ -121,7 +121,7 @@ def test_a_labelled_change_sample_gives_error_adjusted_change_areas(demo_run, tm
     labelled from the truth's change map, read back into error-adjusted change areas."""
     transitions = [[3, 6]]
     class_map = open_run(demo_run / "outputs" / "demo_small").class_map("demo_mine").load()
-    first, last = (int(p) for p in class_map["period"].values[[0, -1]])
+    first, last = (str(p) for p in class_map["period"].values[[0, -1]])
     config = load_config(demo_run / "config.yaml", overrides={"classify": {"change_transitions": transitions}})
     out = OutputLayout(tmp_path / "run")
     report = runner.validation_design(config, class_map, {}, out, "demo_mine")

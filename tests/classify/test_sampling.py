@@ -131,7 +131,7 @@ def test_area_estimator_is_unbiased_and_its_95_ci_covers_on_the_demo_truth(demo_
     omission); a class the map gets exactly right has SE 0 and must be estimated exactly. Classes with a
     handful of scattered errors are the estimator's known weak spot (see docs/classification.md)."""
     class_map, truth = _weak_pipeline_map(demo_run)
-    mapped, reference = class_map.sel(period=2021).values, truth.sel(period=2021).values
+    mapped, reference = class_map.sel(period="2021").values, truth.sel(period="2021").values
     inside = mapped != classify.UNCLASSIFIED
     mapped, reference = mapped[inside], reference[inside]
     codes = [1, 2, 3, 4, 5, 6]

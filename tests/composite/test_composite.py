@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import dask
 import numpy as np
+import pandas as pd
 import pytest
 
-from pipeline.composite import cloud_mask, composite, ndvi, ndvi_range, spectral_indices
+from pipeline.composite import cloud_mask, composite, make_periods, ndvi, ndvi_range, periods_of, spectral_indices
 
 from conftest import make_scene_stack
 
@@ -47,9 +48,11 @@ def test_composite_is_the_per_year_median_of_clear_scenes(chunks):
     stack = make_scene_stack(years=[2020, 2020, 2020, 2021, 2021], shape=(2, 2))
     stack["red"][:, 0, 0] = [0.1, 0.3, 0.2, 0.4, np.nan]
     stack["red"][:3, 1, 1] = np.nan  # no clear observation in 2020
-    out = composite(stack.chunk(chunks) if chunks else stack, min_clear_scenes=1)
+    out = composite(stack.chunk(chunks) if chunks else stack, make_periods(stack["time"].values), min_clear_scenes=1)
     assert dask.is_dask_collection(out) == bool(chunks)
-    assert list(out["period"].values) == [2020, 2021]
+    assert list(out["period"].values) == ["2020", "2021"]
+    assert [(p.start.isoformat(), p.end.isoformat()) for p in periods_of(out)] == [
+        ("2020-01-01", "2020-12-31"), ("2021-01-01", "2021-12-31")]
     red = out["red"].values
     assert red[0, 0, 0] == pytest.approx(0.2) and red[1, 0, 0] == pytest.approx(0.4)
     assert np.isnan(red[0, 1, 1])
@@ -60,13 +63,26 @@ def test_composite_is_the_per_year_median_of_clear_scenes(chunks):
 def test_composite_needs_min_clear_scenes():
     stack = make_scene_stack(years=[2020, 2020, 2020], shape=(1, 2))
     stack["red"][:2, 0, 0] = np.nan
-    out = composite(stack, min_clear_scenes=2)
+    out = composite(stack, make_periods(stack["time"].values), min_clear_scenes=2)
     assert np.isnan(out["red"].values[0, 0, 0]) and out["red"].values[0, 0, 1] == pytest.approx(0.1)
 
 
 def test_ndvi_range_spans_the_season():
     stack = make_scene_stack(years=[2020, 2020], shape=(1, 1))
     stack["nir"][:, 0, 0] = [0.5, 0.1]  # green, then bare: ndvi 0.667 then 0
-    out = ndvi_range(stack)
+    out = ndvi_range(stack, make_periods(stack["time"].values))
     assert out["ndvi_max"].values[0, 0, 0] == pytest.approx(0.4 / 0.6)
     assert out["ndvi_min"].values[0, 0, 0] == pytest.approx(0.0)
+
+
+def test_scene_periods_keep_each_acquisition_and_mosaic_two_of_one_day():
+    """period: scene: no compositing; two acquisitions of one day are one scene (first clear value)."""
+    stack = make_scene_stack(n_time=3, shape=(1, 2))
+    stack = stack.assign_coords(time=pd.to_datetime(["2015-12-08T10:04", "2015-12-08T10:11", "2015-12-18T10:04"]))
+    stack["red"][:, 0, 0] = [np.nan, 0.3, 0.25]   # cloudy in the first acquisition of the day
+    stack["red"][:, 0, 1] = [0.11, 0.12, np.nan]  # cloudy on 18 December: stays nodata
+    periods = make_periods(stack["time"].values, kind="scene")
+    assert [p.id for p in periods] == ["2015-12-08", "2015-12-18"]
+    out = composite(stack, periods, method="first")
+    np.testing.assert_allclose(out["red"].values[:, 0, 0], [0.3, 0.25])
+    assert out["red"].values[0, 0, 1] == pytest.approx(0.11) and np.isnan(out["red"].values[1, 0, 1])

@@ -8,8 +8,11 @@ import xarray as xr
 from shapely.geometry import box
 
 from pipeline.config import DEFAULT_CLASSES
-from pipeline.events import (baci_effects, event_caption, event_metrics_table, event_periods, event_zones,
-                             link_events, zone_mask, zone_pixel_counts)
+from pipeline.errors import InputError
+from pipeline.composite.periods import make_periods
+from pipeline.events import (Window, baci_effects, event_caption, event_metrics_table, event_periods, event_zones,
+                             link_events, mixed_periods, zone_mask, zone_pixel_counts)
+from pipeline.events.records import normalise_events
 
 from conftest import CRS
 
@@ -28,11 +31,53 @@ def test_link_events_spatially_by_mine_point():
     assert list(linked["event_id"]) == ["in", "near"] and set(linked["aoi_id"]) == {"mine_a"}
 
 
+def _years(first: int, last: int):
+    return make_periods(pd.to_datetime([f"{y}-06-01" for y in range(first, last + 1)]))
+
+
 def test_event_windows_before_start_and_after_end():
-    periods = list(range(2008, 2023))
-    assert event_periods(EVENT, periods, years_before=2, years_after=3) == ([2011, 2012], [2014, 2015, 2016])
+    found = event_periods(EVENT, _years(2008, 2022), Window(before=2, after=3))
+    assert (found.before, found.during, found.after) == (["2011", "2012"], ["2013"], ["2014", "2015", "2016"])
     no_end = EVENT.drop("year_end")
-    assert event_periods(no_end, periods, years_before=1, years_after=1) == ([2012], [2014])
+    found = event_periods(no_end, _years(2008, 2022), Window(before=1, after=1))
+    assert (found.before, found.after) == (["2012"], ["2014"])
+
+
+def test_dated_event_windows_in_days_or_periods_and_the_period_that_holds_it():
+    """Monthly periods, an event on 25 Jan 2019: January holds it (neither before nor after)."""
+    months = make_periods(pd.to_datetime(["2018-11-05", "2018-12-20", "2019-01-14", "2019-02-02", "2019-04-10"]),
+                          kind="month")
+    event = pd.Series({"event_id": "dam", "event_start": "2019-01-25", "event_end": "2019-01-25"})
+    found = event_periods(event, months, Window(before=40, after=40, before_unit="days", after_unit="days"))
+    assert (found.before, found.during, found.after) == (["2018-12"], ["2019-01"], ["2019-02"])
+    found = event_periods(event, months, Window(before=2, after=2, before_unit="periods", after_unit="periods"))
+    assert (found.before, found.after) == (["2018-11", "2018-12"], ["2019-02", "2019-04"])
+
+
+def test_a_period_merging_both_sides_of_an_event_is_warned_about_with_the_fix():
+    event = pd.Series({"event_id": "dam", "event_start": "2019-01-25", "event_end": "2019-01-25"})
+    warnings = mixed_periods(event, {"2019": ["2019-01-14T13:00:00", "2019-01-30T13:00:00"],
+                                     "2018": ["2018-06-01T13:00:00"]})
+    assert len(warnings) == 1
+    assert "falls inside period 2019" in warnings[0] and "(2019-01-14)" in warnings[0] and "(2019-01-30)" in warnings[0]
+    assert "composite.period: scene" in warnings[0]
+    assert "{name: before, start: 2019-01-14, end: 2019-01-24}" in warnings[0]
+    assert mixed_periods(event, {"2019-01-14": ["2019-01-14T13:00:00"]}) == []
+
+
+def test_event_records_take_dates_and_refuse_reversed_ones():
+    records = pd.DataFrame({"event_id": ["dam", "flood", "move"], "year_start": [None, None, 2013],
+                            "date": ["2019-01-25", None, None], "date_start": [None, "2020-03-01", None],
+                            "date_end": [None, "2020-03-20", None]})
+    events = normalise_events(records).set_index("event_id")
+    assert events.loc["dam", ["event_start", "event_end", "year_start"]].tolist() == ["2019-01-25", "2019-01-25", 2019]
+    assert events.loc["flood", ["event_start", "event_end"]].tolist() == ["2020-03-01", "2020-03-20"]
+    assert events.loc["move", ["event_start", "event_end"]].tolist() == ["2013-01-01", "2013-12-31"]
+    reversed_ = records.assign(date_end=[None, "2020-02-01", None])
+    with pytest.raises(InputError, match="event 'flood': it ends \\(2020-02-01\\) before it starts \\(2020-03-01\\)"):
+        normalise_events(reversed_)
+    with pytest.raises(InputError, match="event 'dam': date 'soon' is not a date"):
+        normalise_events(records.assign(date=["soon", None, None]))
 
 
 def test_zone_without_coordinates_is_skipped_and_says_why():
@@ -45,15 +90,16 @@ def test_event_metrics_before_after_and_change():
     # a 4x4 zone grid of 1 ha pixels; built-up (5) for 2011-2012, bare (6) from 2013
     values = np.where(np.arange(4)[:, None, None] < 2, 5, 6) * np.ones((4, 4, 4), "uint8")
     class_map = xr.DataArray(values.astype("uint8"), dims=("period", "y", "x"),
-                             coords={"period": [2011, 2012, 2013, 2014], "y": 350.0 - 100 * np.arange(4),
+                             coords={"period": ["2011", "2012", "2013", "2014"], "y": 350.0 - 100 * np.arange(4),
                                      "x": 50.0 + 100 * np.arange(4)}).rio.write_crs(CRS).rio.write_nodata(255)
     zone = gpd.GeoSeries([box(0, 200, 200, 400)], crs=CRS)  # the top-left 2x2 pixels
     counts = zone_pixel_counts(class_map, zone_mask(class_map, zone)).compute()
     table = event_metrics_table(EVENT, {"origin_community": counts, "resettlement_site": "skipped: no x"},
-                                DEFAULT_CLASSES, pixel_area_ha=1.0, years_before=2, years_after=2)
+                                DEFAULT_CLASSES, pixel_area_ha=1.0, window=Window(before=2, after=2))
     built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
     assert (built["area_ha_before"], built["area_ha_after"], built["change_ha"]) == (4.0, 0.0, -4.0)
-    assert built["periods_before"] == "2011-2012" and built["periods_after"] == "2014"
+    assert built["periods_before"] == "2011;2012" and built["periods_after"] == "2014"
+    assert built["periods_during"] == "2013" and built["event_start"] == "2013-01-01"
     assert built["zone_area_ha"] == 4.0 and built["status"] == "ok"
     skipped = table[table["zone"] == "resettlement_site"]
     assert len(skipped) == 1 and skipped.iloc[0]["status"] == "skipped: no x"
@@ -72,7 +118,7 @@ def _baci_map(control_after: int) -> xr.DataArray:
     values[2:, :, :10] = 6
     values[2:, :10, 10:] = control_after
     return xr.DataArray(values, dims=("period", "y", "x"),
-                        coords={"period": [2010, 2011, 2012, 2013], "y": 195.0 - 10 * np.arange(20),
+                        coords={"period": ["2010", "2011", "2012", "2013"], "y": 195.0 - 10 * np.arange(20),
                                 "x": 5.0 + 10 * np.arange(20)}).rio.write_crs(CRS).rio.write_nodata(255)
 
 
@@ -85,9 +131,9 @@ def test_baci_effect_is_impact_change_less_control_change(control_after, effect_
     event["year_start"] = 2012
     table = baci_effects(event, class_map, {"origin_community": impact, "resettlement_site": "skipped: no x",
                                             "control": ~impact}, DEFAULT_CLASSES, pixel_area_ha=0.01,
-                         years_before=2, years_after=1, block_size_m=20, n_bootstrap=200, seed=1)
+                         window=Window(before=2, after=1), block_size_m=20, n_bootstrap=200, seed=1)
     built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
-    assert built["periods_before"] == "2010-2011" and built["periods_after"] == "2013"
+    assert built["periods_before"] == "2010;2011" and built["periods_after"] == "2013"
     assert built["impact_change_pct"] == pytest.approx(-100)
     assert built["effect_ha"] == pytest.approx(effect_ha) and built["impact_area_ha"] == pytest.approx(2.0)
     assert built["ci95_low_ha"] <= effect_ha <= built["ci95_high_ha"]
@@ -104,7 +150,7 @@ def test_baci_bootstrap_interval_widens_with_patchy_change():
     event = EVENT.copy()
     event["year_start"], event["year_end"] = 2012, 2012
     table = baci_effects(event, class_map, {"origin_community": impact, "control": ~impact}, DEFAULT_CLASSES,
-                         pixel_area_ha=0.01, years_before=2, years_after=1, block_size_m=30, n_bootstrap=500,
+                         pixel_area_ha=0.01, window=Window(before=2, after=1), block_size_m=30, n_bootstrap=500,
                          seed=1)
     built = table[(table["zone"] == "origin_community") & (table["class_code"] == 5)].iloc[0]
     assert built["effect_ha"] == pytest.approx(-1.0)
@@ -114,7 +160,7 @@ def test_baci_bootstrap_interval_widens_with_patchy_change():
 def test_baci_without_control_says_so():
     table = baci_effects(EVENT, _baci_map(5), {"origin_community": np.ones((20, 20), bool),
                                                "control": "skipped: no mine_lat/mine_lon in the record"},
-                         DEFAULT_CLASSES, pixel_area_ha=0.01, years_before=2, years_after=1, block_size_m=20)
+                         DEFAULT_CLASSES, pixel_area_ha=0.01, window=Window(before=2, after=1), block_size_m=20)
     assert list(table["status"]) == ["no control zone (skipped: no mine_lat/mine_lon in the record)"]
 
 
@@ -143,7 +189,7 @@ def test_baci_with_an_error_matrix_calibrates_shares_and_widens_the_interval():
     event["year_start"], event["year_end"] = 2012, 2012
     errors = np.diag([20.0] * 6)
     errors[5] = [0, 0, 0, 0, 10, 10]  # half of the sampled "mining" pixels were built-up on the ground
-    kwargs = dict(pixel_area_ha=0.01, years_before=2, years_after=1, block_size_m=20, n_bootstrap=400, seed=1)
+    kwargs = dict(pixel_area_ha=0.01, window=Window(before=2, after=1), block_size_m=20, n_bootstrap=400, seed=1)
     masks = {"origin_community": impact, "control": ~impact}
     plain = baci_effects(event, class_map, masks, DEFAULT_CLASSES, **kwargs)
     calibrated = baci_effects(event, class_map, masks, DEFAULT_CLASSES, error_matrix=errors, **kwargs)

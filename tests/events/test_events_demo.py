@@ -8,6 +8,7 @@ import pytest
 from pipeline import events
 from pipeline.ingest import pixel_area_ha
 from pipeline.config import load_config
+from pipeline.events.stage import event_window
 from pipeline.demo import truth_class_map
 from pipeline.results import open_run
 
@@ -23,7 +24,7 @@ def _truth_baci(demo_run) -> tuple[pd.DataFrame, pd.DataFrame]:
                                  control_inner_m=settings.control_inner_m, control_outer_m=settings.control_outer_m,
                                  mining_classes=config.change.mining_classes)
     true = events.baci_effects(event, truth, masks, config.classes, pixel_area_ha=pixel_area_ha(truth),
-                               years_before=settings.years_before, years_after=settings.years_after,
+                               window=event_window(settings),
                                block_size_m=settings.block_size_m, n_bootstrap=200)
     return run.baci("demo_mine"), true
 

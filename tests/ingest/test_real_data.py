@@ -141,12 +141,15 @@ def test_cbers_config_runs_to_composites_and_video(tmp_path):
 
 
 @pytest.mark.parametrize("config_name, aoi_id, n_classes", [("s2_slovenia_eolearn", "slovenia_patch", 5),
+                                                            ("s2_slovenia_monthly", "slovenia_patch", 5),
                                                             ("modis_mod13q1_sinop_sits", "sinop", 4)])
 def test_labelled_real_data_configs_run_to_class_maps(tmp_path, config_name, aoi_id, n_classes):
     from pipeline.results import open_run
     from pipeline.runner import run_pipeline
 
-    config = load_config(ROOT / "configs" / f"{config_name}.yaml", overrides={"output_dir": str(tmp_path)})
+    video = {"width": 320, "height": 180, "fps": 2, "intro_seconds": 0, "outro_seconds": 0, "crossfade_seconds": 0}
+    config = load_config(ROOT / "configs" / f"{config_name}.yaml",
+                         overrides={"output_dir": str(tmp_path), "video": video})
     result = run_pipeline(config)
     assert result.ok, result.failed
     stages = result.manifest["aois"][aoi_id]["stages"]
@@ -161,3 +164,7 @@ def test_labelled_real_data_configs_run_to_class_maps(tmp_path, config_name, aoi
     mapped = set(np.unique(class_map.values)) - {255}
     assert mapped <= {c.code for c in config.classes} and len(mapped) >= 2
     assert len(run.class_area(aoi_id)) == len(run.periods(aoi_id)) * n_classes
+    if config_name == "s2_slovenia_monthly":  # 27 months hold an acquisition; in three every one is cloud
+        composite = stages["composite"]
+        assert composite["skipped_periods"] == ["2016-04", "2016-07", "2016-10"] and len(composite["periods"]) == 24
+        assert run.period_labels(aoi_id)["2015-12"] == "Dec 2015"

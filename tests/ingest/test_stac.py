@@ -126,7 +126,7 @@ dask: {{cluster: threads}}
     result = run_pipeline(load_config(tmp_path / "config.yaml"))
     assert result.ok, result.failed
     stages = result.manifest["aois"]["mine_a"]["stages"]
-    assert stages["ingest"]["scenes"] == 3 and stages["composite"]["periods"] == [2021, 2022]
+    assert stages["ingest"]["scenes"] == 3 and stages["composite"]["periods"] == ["2021", "2022"]
     with rasterio.open(tmp_path / "out" / "stac" / "mine_a" / "composites" / "2022.tif") as src:
         assert src.descriptions[2] == "red"
         assert src.read(3)[3, 3] == pytest.approx(0.07, rel=1e-4)  # (1700 - 1000) x 1e-4, a clear pixel

@@ -82,8 +82,8 @@ def tiny_run(tmp_path_factory) -> Path:
                      band_names=["class"], nodata=255, colormap={1: (31, 120, 180, 255)})
         io.write_cog(_raster(np.full((4, 5), 0.75, "float32"), CRS, X0, Y0), layout.confidence("mine_a", period),
                      band_names=["confidence"], nodata=np.nan)
-    io.write_cog(_raster(np.where(class_values(2020) != class_values(2021), 2021, 0).astype("int16"), CRS, X0, Y0),
-                 layout.first_change_year("mine_a"), band_names=["first_change_year"], nodata=0)
+    io.write_cog(_raster(np.where(class_values(2020) != class_values(2021), 2, 0).astype("uint16"), CRS, X0, Y0),
+                 layout.first_change("mine_a"), band_names=["first_change_period"], nodata=65535)
     for period in (2019, 2020, 2021):
         io.write_cog(_raster(composite_values(period)[:, :3, :3], ALBERS, 5_000_000.0, 10_000_000.0),
                      layout.composite("mine_b", period), band_names=BANDS, nodata=np.nan)
@@ -178,16 +178,16 @@ def test_one_collection_per_aoi_and_one_item_per_period(tiny_run):
     assert items == {"mine_a": ["mine_a_2020", "mine_a_2021"], "mine_b": ["mine_b_2019", "mine_b_2020", "mine_b_2021"]}
     item = collections["mine_a"].get_item("mine_a_2020")
     assert sorted(item.assets) == ["class_map", "composite", "confidence"]
-    assert str(item.datetime) == "2020-07-01 00:00:00+00:00"
+    assert str(item.datetime) == "2020-07-01 23:59:59+00:00"  # the middle of the period
     assert (item.properties["start_datetime"], item.properties["end_datetime"]) == ("2020-01-01T00:00:00Z",
                                                                                    "2020-12-31T23:59:59Z")
     assert sorted(collections["mine_b"].get_item("mine_b_2019").assets) == ["composite"]
     interval = collections["mine_b"].extent.temporal.intervals[0]
     assert [str(t) for t in interval] == ["2019-01-01 00:00:00+00:00", "2021-12-31 23:59:59+00:00"]
-    fcy = collections["mine_a"].assets["first_change_year"]
-    assert fcy.extra_fields["raster:bands"] == [{"name": "first_change_year", "nodata": 0, "data_type": "int16",
-                                                 "spatial_resolution": 30.0}]
-    assert "first_change_year" not in collections["mine_b"].assets
+    first = collections["mine_a"].assets["first_change"]
+    assert first.extra_fields["raster:bands"] == [{"name": "first_change_period", "nodata": 65535,
+                                                   "data_type": "uint16", "spatial_resolution": 30.0}]
+    assert "first_change" not in collections["mine_b"].assets
     # the footprint (EPSG:4326) covers the raster's corners
     corners = gpd.GeoSeries([box(X0, Y0 - 4 * RES, X0 + 5 * RES, Y0)], crs=CRS).to_crs("EPSG:4326").total_bounds
     west, south, east, north = item.bbox
@@ -239,8 +239,8 @@ def test_the_pipelines_ingest_loads_the_composites_back_pixel_for_pixel(demo_cat
     bands = {b: b for b in ("blue", "green", "red", "nir", "swir1", "swir2", "ndvi")}
     stack = _stac_stack(OutputLayout(demo_catalog).stac_catalog, gpd.GeoSeries(aois.geometry, crs=aois.crs),
                         "demo_mine", bands)
-    periods = list(range(2016, 2022))
-    assert [pd.Timestamp(t).year for t in stack["time"].values] == periods
+    periods = [str(year) for year in range(2016, 2022)]
+    assert [str(pd.Timestamp(t).year) for t in stack["time"].values] == periods
     assert list(stack["scene_id"].values) == [f"demo_mine_{p}" for p in periods]
     for i, period in enumerate(periods):
         cog = rioxarray.open_rasterio(OutputLayout(demo_catalog).composite("demo_mine", period))

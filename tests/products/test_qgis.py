@@ -10,7 +10,7 @@ import pytest
 from pipeline.change import NO_CHANGE
 from pipeline.config import DEFAULT_CLASSES, ClassDef
 from pipeline.errors import InputError
-from pipeline.products.qgis import class_map_style, confidence_style, first_change_year_style, write_styles
+from pipeline.products.qgis import class_map_style, confidence_style, first_change_style, write_styles
 from pipeline.results import open_run
 
 
@@ -41,16 +41,16 @@ def test_class_map_style_lists_every_class_with_its_colour_and_name():
     assert _transparent(renderer) == [("255", "255", "100")]  # nodata (unclassified) is not drawn
 
 
-def test_first_change_year_style_has_one_legend_entry_per_year_and_hides_no_change():
-    renderer = _renderer(first_change_year_style([2019, 2017, 2018]))
+def test_first_change_style_labels_each_period_and_shows_never_changed():
+    renderer = _renderer(first_change_style(["Jan 2019", "Feb 2019", "Mar 2019"]))
     assert renderer.get("type") == "singlebandpseudocolor"
     shader = renderer.find("./rastershader/colorrampshader")
     assert shader.get("colorRampType") == "EXACT"
     items = shader.findall("item")
-    assert [(i.get("value"), i.get("label")) for i in items] == [("2017", "2017"), ("2018", "2018"), ("2019", "2019")]
+    assert [(i.get("value"), i.get("label")) for i in items] == [
+        (str(NO_CHANGE), "never changed"), ("2", "changed in Feb 2019"), ("3", "changed in Mar 2019")]
     assert len({i.get("color") for i in items}) == 3
-    assert (renderer.get("classificationMin"), renderer.get("classificationMax")) == ("2017", "2019")
-    assert _transparent(renderer) == [(str(NO_CHANGE), str(NO_CHANGE), "100")]
+    assert (renderer.get("classificationMin"), renderer.get("classificationMax")) == (str(NO_CHANGE), "3")
 
 
 def test_confidence_style_ramps_from_zero_to_one():
@@ -75,10 +75,11 @@ def test_styles_are_written_beside_every_map_of_the_demo_run(demo_run, tmp_path)
         assert [(e.get("value"), e.get("color"), e.get("label")) for e in entries] == [
             (str(c.code), c.colour, c.name) for c in run.classes]
         assert _renderer((classes_dir / f"{period}_confidence.qml").read_text()).get("type") == "singlebandpseudocolor"
-    change_style = run_dir / "demo_mine" / "change" / "first_change_year.qml"
+    change_style = run_dir / "demo_mine" / "change" / "first_change.qml"
     assert change_style in written
     items = _renderer(change_style.read_text()).findall("./rastershader/colorrampshader/item")
-    assert [int(i.get("value")) for i in items] == periods[1:]  # a pixel first changes in the 2nd period or later
+    # a pixel first changes in the 2nd period or later
+    assert [i.get("label") for i in items] == ["never changed", *(f"changed in {p}" for p in periods[1:])]
     first = {p: p.read_bytes() for p in written}
     assert write_styles(run_dir) == written
     assert {p: p.read_bytes() for p in written} == first  # same run, same bytes

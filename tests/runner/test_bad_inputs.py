@@ -364,7 +364,7 @@ def test_period_clouded_in_every_scene_is_skipped_and_reported(project, run):
     assert "aoi mine_a: period 2021 has no clear pixel in any scene; skipped" in result.stderr
     manifest = json.loads((project.run_dir / "manifest.json").read_text())
     composite = manifest["aois"]["mine_a"]["stages"]["composite"]
-    assert composite["skipped_periods"] == [2021] and composite["periods"] == [2019, 2020]
+    assert composite["skipped_periods"] == ["2021"] and composite["periods"] == ["2019", "2020"]
     assert manifest["aois"]["mine_a"]["status"] == "done"
     # new inputs, new results; nothing lost but what the run-level products (catalog, report) showed
     # of the period the run no longer has
@@ -419,10 +419,11 @@ def test_event_outside_the_imagery_is_reported_and_the_run_goes_on(project, run)
     pd.concat([events, events.assign(event_id="ev_old", year_start=1995)]).to_csv(path, index=False)
     before, result = run(project.config())
     assert result.returncode == 0, result.stderr
-    status = ("not analysable: no period of the imagery (2019-2021) in the before window (1993-1994) "
-              "or the after window (1996-1997)")
+    status = ("not analysable: no period of the imagery (2019-01-01 to 2021-12-31) in the before window "
+              "(1993-01-01 to 1994-12-31) or the after window (1996-01-01 to 1997-12-31)")
     assert f"aoi 'mine_a': event 'ev_old' (1995) {status}" in result.stderr
     metrics = pd.read_csv(project.run_dir / "mine_a" / "events" / "event_metrics.csv")
+    assert set(metrics.loc[metrics["event_id"] == "ev_old", "event_start"]) == {"1995-01-01"}
     assert set(metrics.loc[metrics["event_id"] == "ev_old", "status"]) == {status}
     assert set(metrics.loc[metrics["event_id"] == "ev1", "status"]) == {"ok"}
     baci = pd.read_csv(project.run_dir / "mine_a" / "events" / "baci.csv")

@@ -56,7 +56,7 @@ def test_a_run_uses_an_existing_scheduler_by_address(tmp_path, scene_files, aoi_
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "outputs" / "tiny" / "manifest.json").read_text())
     assert manifest["cluster"]["description"].startswith(f"Dask scheduler {scheduler_address} (1 workers, 2 threads)")
-    assert manifest["aois"]["mine_a"]["stages"]["composite"]["periods"] == [2020, 2021]
+    assert manifest["aois"]["mine_a"]["stages"]["composite"]["periods"] == ["2020", "2021"]
     assert (tmp_path / "outputs" / "tiny" / "mine_a" / "composites" / "2021.tif").is_file()
 
 

@@ -35,7 +35,7 @@ def pucallpa_composites(folder: Path = PUCALLPA) -> xr.Dataset:
         raster = rioxarray.open_rasterio(folder / f"landsat_{year}.tif")
         raster = raster.where(raster != 0).astype("float32") / 255
         layers.append(raster.assign_coords(band=["swir1", "nir", "red", "green"]).to_dataset("band"))
-    return xr.concat(layers, dim=pd.Index(YEARS, name="period")).rio.write_crs(layers[0].rio.crs)
+    return xr.concat(layers, dim=pd.Index([str(year) for year in YEARS], name="period")).rio.write_crs(layers[0].rio.crs)
 
 
 @pytest.fixture(scope="module")
