@@ -108,11 +108,18 @@ def provenance(path: Annotated[Path, typer.Argument(help="an output file of a ru
 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
-    """Check CONFIG without running anything."""
+    """Check CONFIG and its inputs without reading pixels or writing anything: keys, files, globs, bands,
+    quality bands or the cloud mask that applies, STAC searches, AOIs covered by scenes, periods."""
+    from pipeline.runner.validate import validate_inputs
+
+    _setup_logging(False)
     try:
         settings = load_config(config)
+        found = validate_inputs(settings)
     except PipelineError as err:
         _fail(err)
+    for note in found.notes:
+        typer.echo(f"  {note}")
     typer.echo(f"{config}: ok (run {settings.run_name!r}, outputs in {settings.run_dir})")
 
 

@@ -29,14 +29,15 @@ __all__ = ["composite_stage", "read_composites"]
 log = logging.getLogger(__name__)
 
 
-def composite_stage(job: AoiJob, scenes) -> dict:
+def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     """Ingest the AOI's scenes, mask clouds, and write one composite per period (bands + indices).
 
+    `items`: the AOI's STAC items per source (`ingest.find_items`; searched here when not given).
     Periods are computed a batch at a time; a period whose composite has no valid pixel at all (every
     scene clouded or empty) is skipped and reported, not written."""
     config, aoi_id, out = job.config, job.aoi_id, job.out
     stack, _ = aoi_stack(scenes, job.geometry, ingest_config=config.ingest, drop=config.cloud_mask.drop,
-                                 aoi_id=aoi_id)
+                         aoi_id=aoi_id, items=items)
     listed = stack.sizes["time"]
     listed_periods = {int(p) for p in period_of(stack["time"], config.composite.period).values}
     stack = drop_empty_scenes(stack, aoi_id=aoi_id)

@@ -59,6 +59,11 @@ class ProductRadiometry:
     def offset(self, band: str) -> float:
         return self.offsets.get(band, self.default_offset)
 
+    @property
+    def numbers(self) -> tuple:
+        """The scale and offsets alone (hashable): products with the same numbers may share a scene."""
+        return self.scale, self.default_offset, tuple(sorted(self.offsets.items()))
+
 
 def _baseline_tuple(text: str) -> tuple[int, int] | None:
     match = re.fullmatch(r"\s*(\d{1,2})\.(\d{2})\s*", str(text))

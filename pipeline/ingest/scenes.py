@@ -34,13 +34,15 @@ class SceneFiles:
 
     `layers` maps a native band name (description, file-name token or variable) to (file, 1-based band).
     `radiometry`: the product's own scale and offsets where its metadata give them (set by `sources`,
-    e.g. from a Sentinel-2 MTD_MSIL2A.xml), else None.
+    e.g. from a Sentinel-2 MTD_MSIL2A.xml), else None. `footprint`: (left, bottom, right, top) and the
+    CRS (WKT) of the scene's first file, from its header.
     """
 
     when: datetime
     scene_id: str
     layers: dict[str, tuple[Path, int]]
     radiometry: object | None = field(default=None, compare=False)
+    footprint: tuple[tuple[float, float, float, float], str] | None = field(default=None, compare=False)
 
 
 def find_scene_files(
@@ -80,12 +82,12 @@ def find_scene_files(
         header = _read_header(path, key=key, on_error=on_error)
         if header is None:
             continue
-        descriptions, tags, band_tags = header
+        descriptions, tags, band_tags, footprint = header
         if layout == "date-per-band":
             variable = _band_token(path, band_regex, key) if band_regex else path.stem
             for index, (description, btags) in enumerate(zip(descriptions, band_tags), start=1):
                 when = _band_time(path, index, description, btags, key)
-                scene = scenes.setdefault((when, ""), SceneFiles(when, when.isoformat(), {}))
+                scene = scenes.setdefault((when, ""), SceneFiles(when, when.isoformat(), {}, footprint=footprint))
                 scene.layers[variable] = (path, index)
                 seen.setdefault((when, scene.scene_id, variable), []).append(path)
             continue
@@ -98,7 +100,7 @@ def find_scene_files(
             match = band_regex.search(path.name)
             scene_id = path.name[:match.start()].strip("_-. ") or Path(
                 path.name[:match.start(1)] + path.name[match.end(1):]).stem.strip("_-. ")
-            scene = scenes.setdefault((when, scene_id), SceneFiles(when, scene_id, {}))
+            scene = scenes.setdefault((when, scene_id), SceneFiles(when, scene_id, {}, footprint=footprint))
             scene.layers[band] = (path, 1)
             seen.setdefault((when, scene_id, band), []).append(path)
         else:
@@ -111,7 +113,7 @@ def find_scene_files(
                 first = next(iter(scenes[(when, path.stem)].layers.values()))[0]
                 seen.setdefault((when, path.stem, "(all bands)"), [first]).append(path)
             scenes[(when, path.stem)] = SceneFiles(when, path.stem, {n: (path, i) for i, n in
-                                                                    enumerate(names, start=1)})
+                                                                    enumerate(names, start=1)}, footprint=footprint)
     _check_unique(seen, key=key, layout=layout)
     if not scenes:
         raise InputError(f"none of the {len(paths)} files matching {pattern!r} could be read ({key})")
@@ -146,7 +148,8 @@ def _check_unique(seen: dict[tuple, list[Path]], *, key: str, layout: str) -> No
 
 
 def _read_header(path: Path, *, key: str, on_error: str):
-    """(band descriptions, dataset tags, per-band tags), or None when skipped; raises InputError."""
+    """(band descriptions, dataset tags, per-band tags, (bounds, CRS WKT)), or None when skipped; raises
+    InputError."""
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
@@ -155,7 +158,7 @@ def _read_header(path: Path, *, key: str, on_error: str):
                 problem = _truncated(src, path)
                 if problem is None:
                     return (list(src.descriptions), src.tags(),
-                            [src.tags(i) for i in range(1, src.count + 1)])
+                            [src.tags(i) for i in range(1, src.count + 1)], (tuple(src.bounds), src.crs.to_wkt()))
     except (RasterioIOError, OSError) as err:
         problem = f"{path}: cannot open as a raster ({_one_line(err)})"
         if _looks_like_tiff(path):

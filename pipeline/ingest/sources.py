@@ -36,7 +36,7 @@ from pipeline.ingest.scenes import SceneFiles, find_scene_files
 from pipeline.ingest.sensors import SensorProfile, profile_for
 from pipeline.ingest.stack import check_bands, files_stack, items_stack, scene_stack
 
-__all__ = ["ListedSource", "aoi_stack", "cloud_plan", "find_items", "list_sources", "source_profile", "sources_of"]
+__all__ = ["ListedSource", "aoi_grid", "aoi_stack", "cloud_plan", "gdal_options", "find_items", "list_sources", "source_profile", "sources_of"]
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ def list_sources(ingest_config: IngestConfig, cloud_mask: CloudMaskConfig, *,
     for key, source in sources_of(ingest_config, cloud_mask, scenes_glob=scenes_glob):
         profile = source_profile(source)
         if source.kind != "files":  # its plan is made per AOI, from the items found (`_stac_stacks`)
+            stac.signer(source.sign, key=key)  # the signing package is there, or the run stops now
             if cloud_mask.method is not None:  # a method the source cannot serve fails now
                 cloud_plan(cloud_mask, profile, key=key, bands=_common_bands(profile), n_dates=3, with_qa=0,
                            total=0)
@@ -231,6 +232,14 @@ def find_items(listed: Sequence[ListedSource], aoi: gpd.GeoSeries) -> dict[str, 
     return found
 
 
+def aoi_grid(listed: Sequence[ListedSource], aoi: gpd.GeoSeries, *, ingest_config: IngestConfig,
+             items: Mapping[str, list], aoi_id: str) -> GeoBox:
+    """The AOI's pixel grid (`target_grid`) from the first scene's or item's grid; headers only."""
+    reference = _reference_grid(listed, items, chunk_size=ingest_config.chunk_size, aoi_id=aoi_id)
+    settings = ingest_config.grid
+    return target_grid(aoi, reference, crs=settings.crs, resolution=settings.resolution, anchor=settings.anchor)
+
+
 def gdal_options(source: StacSourceConfig) -> dict[str, str]:
     """The GDAL settings a STAC source's reads need (`gdal`, and AWS_REQUEST_PAYER for requester pays)."""
     options = dict(source.gdal)
@@ -251,9 +260,7 @@ def aoi_stack(
     """The AOI's (time, y, x) scene_stack from every source, lazily, and its grid. `items`: the STAC
     sources' items (`find_items`), searched here when not given."""
     items = dict(items) if items is not None else find_items(listed, aoi)
-    reference = _reference_grid(listed, items, chunk_size=ingest_config.chunk_size, aoi_id=aoi_id)
-    settings = ingest_config.grid
-    grid = target_grid(aoi, reference, crs=settings.crs, resolution=settings.resolution, anchor=settings.anchor)
+    grid = aoi_grid(listed, aoi, ingest_config=ingest_config, items=items, aoi_id=aoi_id)
     stacks = []
     for source in listed:
         if source.scenes is not None:
@@ -286,7 +293,7 @@ def _stac_stacks(source: ListedSource, found: list, grid: GeoBox, *, aoi: gpd.Ge
                           "or none)")
     radiometry = _item_radiometry(found, profile, key=source.key)
     lon = float(aoi.to_crs("EPSG:4326").union_all().centroid.x)
-    groups = (stac.overpasses(found, lon=lon, radiometry=lambda item: radiometry[id(item)])
+    groups = (stac.overpasses(found, lon=lon, radiometry=lambda item: _numbers(radiometry[id(item)]))
               if cfg.group_by == "solar_day" else [[item] for item in found])
     batches: dict[tuple, list] = {}
     for group in groups:
@@ -310,6 +317,10 @@ def _stac_stacks(source: ListedSource, found: list, grid: GeoBox, *, aoi: gpd.Ge
                                   harmonise=ingest_config.harmonise, plan=plan, key=source.key,
                                   radiometry=[radiometry[id(group[0])] for group in batch]))
     return stacks
+
+
+def _numbers(radiometry: baselines.ProductRadiometry | None) -> tuple | None:
+    return radiometry.numbers if radiometry is not None else None
 
 
 def _stac_types(profile: SensorProfile, mask_name: str | None) -> dict[str, tuple[str, float]]:

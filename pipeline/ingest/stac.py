@@ -125,10 +125,14 @@ def find_band(item, name: str) -> tuple[str, int] | None:
 
 
 def load_name(item, name: str) -> str:
-    """The name odc-stac loads band `name` of an item by: the asset key where it is one in another case
-    (`scl` -> `SCL`), else `name` itself (an asset key or an `eo:bands` alias)."""
+    """The name odc-stac loads band `name` of an item by: the key of the single-band asset that holds it
+    (`scl` -> `SCL`, `red` -> Planetary Computer's `B04` rather than its 3-band `visual`), else `name`
+    itself (an `eo:bands` alias of a band in a multi-band asset)."""
     found = find_band(item, name)
-    return found[0] if found is not None and found[0].lower() == name.lower() else name
+    if found is None:
+        return name
+    bands = item.assets[found[0]].extra_fields.get("eo:bands") or item.assets[found[0]].extra_fields.get("bands")
+    return found[0] if len(bands or [None]) == 1 else name
 
 
 def item_crs(item) -> str | None:
