@@ -206,10 +206,10 @@ def spectral_mask(bands: Mapping[str, da.Array], *, shadow_search_px: int = 0) -
         return spectral_cloud_shadow(given.pop("blue"), given.pop("red"), shadow_search_px=shadow_search_px,
                                      **given)
 
-    arrays = [bands[name] for name in names]
+    arrays = [bands[name].rechunk(bands[names[0]].chunks) for name in names]
     if shadow_search_px <= 0:
         return da.map_blocks(block, *arrays, dtype="uint8")
-    return _overlapping(block, *arrays, depth=shadow_search_px + 1)
+    return _overlapping(block, *arrays, depth=shadow_search_px + 1).rechunk(arrays[0].chunks)
 
 
 def _overlapping(function, *arrays: da.Array, depth: int, **kwargs) -> da.Array:

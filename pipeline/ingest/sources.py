@@ -286,8 +286,12 @@ def _stac_stacks(source: ListedSource, found: list, grid: GeoBox, *, aoi: gpd.Ge
     bands = {common: stac.load_name(found[0], native) for common, native in profile.stac_bands.items()}
     mask = profile.stac_mask_band if profile.mask else None
     has_mask = {id(item): mask is not None and stac.find_band(item, mask) is not None for item in found}
-    plan = cloud_plan(source.cloud_mask, profile, key=source.key, bands=set(bands), n_dates=len(found),
-                      with_qa=sum(has_mask.values()), total=len(found))
+    if source.cloud_mask.method is None and all("midr:period" in item.properties for item in found):
+        log.info("%s: the items are a midr run's composites, cloud-masked already: no cloud mask", source.key)
+        plan = CloudPlan(use_qa=False, require_qa=False, other="none")
+    else:
+        plan = cloud_plan(source.cloud_mask, profile, key=source.key, bands=set(bands), n_dates=len(found),
+                          with_qa=sum(has_mask.values()), total=len(found))
     if plan.require_qa and not all(has_mask.values()):
         stac.check_assets(found, [mask], key=source.key, what="mask (or set cloud_mask.method: spectral, temporal "
                           "or none)")
