@@ -107,7 +107,7 @@ def cloud_plan(cloud_mask: CloudMaskConfig, profile: SensorProfile, *, key: str,
         if not profile.mask:
             raise InputError(f"{key}: cloud_mask.method qa needs a quality band, and the source has none (sensor "
                              f"{profile.name!r}, no {key}.mask); set cloud_mask.method to spectral, temporal or "
-                             "none, or describe the band in {key}.mask")
+                             f"none, or describe the band in {key}.mask")
         return CloudPlan(use_qa=True, require_qa=True, other="none", **options)
     if method == "none":
         return CloudPlan(use_qa=False, require_qa=False, other="none", **options)
