@@ -8,14 +8,15 @@ What is checked, each failing with the one line a run would print (exit 2), befo
   and its quality band where `cloud_mask.method: qa` asks for it; which cloud mask each source gets;
 - every STAC source's search over every AOI, and its items' assets;
 - every AOI is covered by scenes (footprints from headers or STAC metadata), its grid is in metres, and
-  at least one period (year) has `composite.min_clear_scenes` scenes over it.
+  at least one period of `composite.period` has `composite.min_clear_scenes` scenes over it.
 
-Returns the notes a user wants to see before a long run (scenes per AOI, years, grid, cloud mask).
+Returns the notes a user wants to see before a long run (cloud mask per source, scenes and grid per AOI)
+and each AOI's time structure (`AoiPlan`: the periods the config makes of its acquisitions, and warnings
+for events dated inside a period that merges acquisitions from both sides of them).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -25,18 +26,39 @@ from shapely.geometry import box, shape
 from pipeline.classify.training import read_training_data
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
-from pipeline.events import normalise_events, read_events
+from pipeline.composite.periods import Period, scene_indices
+from pipeline.composite.stage import configured_periods
+from pipeline.events import link_events, mixed_periods, normalise_events, read_events
 from pipeline.ingest import ListedSource, find_items, list_sources, read_aois
 from pipeline.ingest.sources import aoi_grid
 
-__all__ = ["Validation", "validate_inputs"]
+__all__ = ["AoiPlan", "Validation", "validate_inputs"]
+
+
+@dataclass(frozen=True)
+class AoiPlan:
+    """One AOI's acquisitions (times over it) and the periods they make, with the acquisitions in each; and
+    the warnings for its events whose date falls inside a period that merges both sides of them."""
+
+    aoi_id: str
+    summary: str                       # scenes over it, dates, periods usable, grid
+    times: list[pd.Timestamp]
+    periods: list[tuple[Period, int]]  # (period, number of acquisitions in it)
+    warnings: list[str]
+
+    @property
+    def outside(self) -> int:
+        """Acquisitions that fall within no period (outside the season or every window)."""
+        inside = {i for period, _ in self.periods for i in scene_indices(self.times, period)}
+        return len(self.times) - len(inside)
 
 
 @dataclass
 class Validation:
-    """What `validate_inputs` found: one line per source and per AOI."""
+    """What `validate_inputs` found: one line per source, and per AOI its plan."""
 
     notes: list[str] = field(default_factory=list)
+    plans: list[AoiPlan] = field(default_factory=list)
 
 
 def _plan_note(source: ListedSource) -> str:
@@ -84,8 +106,10 @@ def validate_inputs(config: PipelineConfig) -> Validation:
         read_training_data(config.classify.training, class_field=config.classify.class_field,
                            period_field=config.classify.period_field, class_codes=[c.code for c in config.classes],
                            merge_classes=config.classify.merge_classes, ignore_classes=config.classify.ignore_classes)
+    events = pd.DataFrame()
     if config.events:
-        normalise_events(read_events(config.events.path))
+        records = normalise_events(read_events(config.events.path))
+        events = link_events(records, aois, how=config.events.link, distance_m=config.events.link_distance_m)
     need = config.composite.min_clear_scenes
     for _, row in aois.iterrows():
         aoi_id = str(row["aoi_id"])
@@ -103,14 +127,22 @@ def validate_inputs(config: PipelineConfig) -> Validation:
             raise InputError(f"aoi {aoi_id!r} does not overlap any of the {total} scenes (scene footprints from "
                              f"their headers or STAC metadata; {config.aoi.path})")
         grid = aoi_grid(listed, geometry, ingest_config=config.ingest, items=items, aoi_id=aoi_id)
-        per_year = Counter(t.year for t in times)
-        usable = sorted(year for year, n in per_year.items() if n >= need)
+        times = sorted({t.tz_convert(None) if t.tzinfo else t for t in times})
+        periods = [(p, len(scene_indices(times, p))) for p in configured_periods(times, config.composite)]
+        usable = [p for p, n in periods if n >= need]
         if not usable:
-            raise InputError(f"aoi {aoi_id!r}: no year has composite.min_clear_scenes ({need}) scenes over the AOI "
-                             f"(scenes per year: {dict(sorted(per_year.items()))}); lower "
-                             "composite.min_clear_scenes or add scenes")
-        result.notes.append(
-            f"aoi {aoi_id!r}: {len(times)} scene(s) over it, years {min(per_year)}-{max(per_year)} "
-            f"({len(usable)} with at least {need}); grid {grid.shape.y} x {grid.shape.x} px of "
-            f"{abs(grid.resolution.x):g} m in {grid.crs.epsg and f'EPSG:{grid.crs.epsg}' or 'a custom CRS'}")
+            counts = ", ".join(f"{p.id}: {n}" for p, n in periods) or "none"
+            raise InputError(f"aoi {aoi_id!r}: no period of composite.period {config.composite.period!r} has "
+                             f"composite.min_clear_scenes ({need}) scenes over the AOI (scenes per period: "
+                             f"{counts}); lower composite.min_clear_scenes, choose longer periods or add scenes")
+        summary = (
+            f"aoi {aoi_id!r}: {len(times)} scene(s) over it, {times[0].date()} to {times[-1].date()} "
+            f"({len(usable)} of {len(periods)} period(s) with at least {need}); grid {grid.shape.y} x "
+            f"{grid.shape.x} px of {abs(grid.resolution.x):g} m in "
+            f"{grid.crs.epsg and f'EPSG:{grid.crs.epsg}' or 'a custom CRS'}; composite.period: "
+            f"{config.composite.period}")
+        scenes = {p.id: [times[i].isoformat() for i in scene_indices(times, p)] for p, _ in periods}
+        linked = events[events["aoi_id"] == row["aoi_id"]] if len(events) else events
+        result.plans.append(AoiPlan(aoi_id, summary, times, periods,
+                                    [text for _, event in linked.iterrows() for text in mixed_periods(event, scenes)]))
     return result
