@@ -14,9 +14,9 @@ from pipeline.events.records import ANALYSES, normalise_events, read_events
 from pipeline.events.zones import ZONES, link_events, event_zones, zone_mask, zone_masks, zone_pixel_counts
 from pipeline.events.effects import EVENT_METRICS_COLUMNS, BACI_COLUMNS, event_metrics_table, event_periods, baci_effects
 from pipeline.events.captions import event_caption
-from pipeline.events.public import WITHHELD, generalise_events, generalise_zones
+from pipeline.events.public import WITHHELD, generalise_events, generalise_text, generalise_zones
 
 __all__ = ["ANALYSES", "normalise_events", "read_events", "ZONES", "link_events", "event_zones", "zone_mask",
            "zone_masks", "zone_pixel_counts", "EVENT_METRICS_COLUMNS", "BACI_COLUMNS", "event_metrics_table",
            "event_periods", "baci_effects", "event_caption", "WITHHELD", "generalise_events",
-           "generalise_zones"]
+           "generalise_text", "generalise_zones"]

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from pipeline.errors import InputError
+from pipeline.results import check_id
 
 __all__ = ["ANALYSES", "UNIT_KINDS", "normalise_events", "unit_kind", "parse_count", "read_events"]
 
@@ -103,6 +104,8 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
         raise InputError("the events table has no event_id column")
     events = records.copy()
     events["event_id"] = events["event_id"].astype(str)
+    for event_id in events["event_id"]:  # ids name report charts and key every table
+        check_id(event_id, what="event", where="events table (event_id)")
     duplicated = events["event_id"][events["event_id"].duplicated()].unique()
     if len(duplicated):
         raise InputError(f"event ids must be unique, repeated: {list(duplicated)}")
@@ -112,6 +115,12 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
     for column in ("year_start", "year_end"):
         events[f"{column}_text"] = events[column].astype("string")
         events[column] = [_year(v, event_id=e, column=column) for v, e in zip(events[column], events["event_id"])]
+    reversed_years = events["year_end"] < events["year_start"]
+    if reversed_years.any():
+        first = events[reversed_years].iloc[0]
+        raise InputError(f"event {first['event_id']!r}: year_end {int(first['year_end'])} is before year_start "
+                         f"{int(first['year_start'])} (the years are reversed); swap them in the events table"
+                         + (f" ({int(reversed_years.sum())} events have reversed years)" if reversed_years.sum() > 1 else ""))
     events["displaced_count_text"] = events["displaced_count"].astype("string")
     events["displaced_count"] = events["displaced_count"].map(parse_count)
     events["displaced_unit_kind"] = events["displaced_unit"].map(unit_kind)

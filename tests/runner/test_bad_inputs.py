@@ -6,7 +6,7 @@ and where (the file, the key or the value); or, where a batch should go on (a pe
 scene, an event outside the years of the imagery), in exit code 0 with a warning and a record in the
 outputs. In every case the earlier run's files are all still there and unchanged (sha256), except the
 run's own records (manifest, stage stamps, run-level exports) where the bad run got far enough to
-rewrite them, and no temporary file (`.<name>.part.<ext>`) is left behind.
+rewrite them, and no temporary file (`.<name>.part-<pid>-<host>.<ext>`) is left behind.
 
 One tiny good run (4 scenes of 10x10 pixels, 3 years, 3 classes, 1 event; ~10 s) is made once per module
 and copied for each test to the same absolute path, so its stage stamps stay valid: a rerun recomputes
@@ -37,6 +37,7 @@ import yaml
 from shapely.geometry import Point, box
 
 from conftest import CRS, RES, X0, Y0, midr, write_scene
+from pipeline import io
 
 RUN = "tiny"
 BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
@@ -447,7 +448,7 @@ def test_output_folder_inside_a_regular_file_exits_2_naming_it(project, run):
 
 def _fill_disk_at(target: Path):
     """A writer that, for the temporary file of `target`, writes half and then fails as a full disk does."""
-    tmp = target.with_name(f".{target.stem}.part{target.suffix}")
+    tmp = io.part_path(target)
 
     def full(path, content: bytes) -> None:
         if Path(path) == tmp:
