@@ -182,28 +182,17 @@ def _iso_text(value: object) -> object:
 
 
 def _instant(text: str, *, end: bool):
-    """A date or date-time of a STAC datetime as a comparable (naive UTC) datetime; a partial date ('2020',
-    '2020-06') is its first moment, or its last as the `end` of a range."""
-    from datetime import datetime, timedelta, timezone
-
+    """A date or date-time of a STAC datetime as a comparable naive UTC timestamp; a date ('2020',
+    '2020-06', '2020-06-01') is its first moment, or its last as the `end` of a range."""
     import pandas as pd
 
-    partial = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", text.strip())
-    if partial:
-        start = pd.Timestamp(year=int(partial.group(1)), month=int(partial.group(2) or 1), day=1)
-        if not end:
-            return start.to_pydatetime()
-        step = pd.DateOffset(months=1) if partial.group(2) else pd.DateOffset(years=1)
-        return (start + step).to_pydatetime() - timedelta(microseconds=1)
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = pd.Timestamp(text.strip())
     except ValueError:
         raise ValueError(f"not a date or date-time: {text!r} (e.g. 2015-01-01 or 2015-01-01T00:00:00Z)") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    if end and len(text.strip()) == 10:  # a day as the end of a range: all of it
-        moment += timedelta(days=1, microseconds=-1)
-    return moment
+    if end and re.fullmatch(r"\d{4}(-\d{2}){0,2}", text.strip()):
+        moment = pd.Period(text.strip()).end_time
+    return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
 
 
 class StacSourceConfig(_SourceBase):
@@ -364,7 +353,6 @@ class ClassifyConfig(Strict):
                                           "(and of a labelled validation sample) into the schema's")
     ignore_classes: list[int] = Field(
         default_factory=list, description="label codes to leave out of training (e.g. 0 = unlabelled)")
-
 
     @field_validator("model")
     @classmethod

@@ -2,8 +2,9 @@
 
 `make_classifier("random_forest" | "lightgbm" | "kmeans" | "package.module:Class" | "package.module.Class",
 params, random_state=..., allow_import=[...])`: an import path must name a scikit-learn classifier class,
-or be on the config's allow-list (`classify.allow_import`); see `pipeline.config.resolve_model`. Saved models are skops files (no pickle: loading executes no code; only
-types on the trusted list below, or the ones the user names, are loaded) beside a metadata JSON with
+or be on the config's allow-list (`classify.allow_import`); see `pipeline.config.resolve_model`. Saved
+models are skops files (no pickle: loading executes no code; only types on the trusted list below, or
+the ones the user names, are loaded) beside a metadata JSON with
 the classes, the feature names in order, the training-data hash and the library versions. A model
 whose features differ from the run's is refused.
 """

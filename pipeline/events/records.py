@@ -117,10 +117,10 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
         events[column] = [_year(v, event_id=e, column=column) for v, e in zip(events[column], events["event_id"])]
     reversed_years = events["year_end"] < events["year_start"]
     if reversed_years.any():
-        first = events[reversed_years].iloc[0]
+        first, more = events[reversed_years].iloc[0], int(reversed_years.sum()) - 1
         raise InputError(f"event {first['event_id']!r}: year_end {int(first['year_end'])} is before year_start "
                          f"{int(first['year_start'])} (the years are reversed); swap them in the events table"
-                         + (f" ({int(reversed_years.sum())} events have reversed years)" if reversed_years.sum() > 1 else ""))
+                         + (f" ({more} more event(s) have reversed years)" if more else ""))
     events["displaced_count_text"] = events["displaced_count"].astype("string")
     events["displaced_count"] = events["displaced_count"].map(parse_count)
     events["displaced_unit_kind"] = events["displaced_unit"].map(unit_kind)

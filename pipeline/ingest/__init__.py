@@ -21,7 +21,7 @@ from pipeline.ingest.sources import ListedSource, aoi_stack, list_sources, sourc
 from pipeline.ingest.stack import (aoi_mask, check_bands, drop_empty_scenes, files_stack, items_stack, merge_sources,
                                    scene_stack)
 
-__all__ = ["read_aois", "aoi_outline", "repair_polygons", "target_grid", "pixel_area_ha", "open_raster", "open_layer", "SceneFiles",
-           "find_scene_files", "SensorProfile", "profile_for", "MASK_CODES", "MASK_NODATA", "ListedSource",
+__all__ = ["read_aois", "aoi_outline", "repair_polygons", "target_grid", "pixel_area_ha", "open_raster",
+           "open_layer", "SceneFiles", "find_scene_files", "SensorProfile", "profile_for", "MASK_CODES", "MASK_NODATA", "ListedSource",
            "aoi_stack", "list_sources", "source_profile", "aoi_mask", "check_bands", "drop_empty_scenes",
            "files_stack", "items_stack", "merge_sources", "scene_stack"]

@@ -86,7 +86,8 @@ def run_lock(run_dir: Path) -> Iterator[dict]:
             log.warning("took over the run lock of %s (run %s): that run is no longer running", run_dir,
                         _holder_text(previous))
         os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (json.dumps(me) + "\n").encode(), 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.write(descriptor, (json.dumps(me) + "\n").encode())
         os.fsync(descriptor)
         try:
             yield me

@@ -83,6 +83,7 @@ class _Ledger:
 
     def __init__(self, manifest: dict, path: Path):
         self.manifest, self.path, self.lock = manifest, path, threading.Lock()
+        self.saving = threading.Lock()  # one save at a time: the threads share one temporary file name
 
     def update(self, *keys: str, **values) -> dict:
         with self.lock:
@@ -100,9 +101,10 @@ class _Ledger:
             entry[keys[-1]] = value
 
     def save(self) -> None:
-        with self.lock:
-            snapshot = copy.deepcopy(self.manifest)
-        io.write_json(snapshot, self.path)
+        with self.saving:  # (and the last snapshot taken is the last written)
+            with self.lock:
+                snapshot = copy.deepcopy(self.manifest)
+            io.write_json(snapshot, self.path)
 
 
 def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progress: ProgressCallback | None = None,
@@ -265,9 +267,10 @@ class _RunContext:
             with io.written_files() as written:
                 facts = body()
         except Exception:
-            self.ledger.update("aois", aoi_id, "stages", name, status="interrupted" if self.interrupted else "failed",
+            status = "interrupted" if self.interrupted else "failed"
+            self.ledger.update("aois", aoi_id, "stages", name, status=status,
                                seconds=round(time.perf_counter() - start, 2))
-            self.progress(aoi_id, name, "interrupted" if self.interrupted else "failed")
+            self.progress(aoi_id, name, status)
             raise
         stamp = self.stamps.write(aoi_id, name, key, written, facts=facts, upstream=upstream or {})
         self.ledger.replace("aois", aoi_id, "stages", name, value={
