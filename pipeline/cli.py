@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.config import config_schema, load_config
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, as_pipeline_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="midr-pipeline: land-cover change around mines and resettlement events.")
@@ -24,6 +24,20 @@ err_console = Console(stderr=True)
 def _fail(err: PipelineError) -> None:
     err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(err.exit_code)
+
+
+def _interrupted() -> None:
+    """Ctrl-C during a run: the run has cancelled its Dask work and closed its cluster (pipeline.runner.
+    interrupt); say so and exit 130 at once, without waiting for threads still finishing a cancelled task."""
+    import os
+
+    from pipeline.runner.interrupt import INTERRUPTED_EXIT_CODE
+
+    err_console.print("[bold red]interrupted:[/] the run stopped; every file it finished is kept and the next "
+                      "`midr run` of this config resumes from there", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED_EXIT_CODE)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -63,6 +77,13 @@ def run(
             result = run_pipeline(settings, scheduler=scheduler, progress=progress, force=force or ())
     except PipelineError as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
+    except OSError as err:  # a full disk or a file deleted during the run-level products: exit 2, one line
+        known = as_pipeline_error(err)
+        if known is None:
+            raise
+        _fail(known)
     for aoi_id, error in result.failed.items():
         err_console.print(f"[bold red]error:[/] aoi {aoi_id!r}: {escape(error)}", highlight=False, soft_wrap=True)
     n_aois = len(result.manifest["aois"])

@@ -5,6 +5,10 @@ Each room reads and writes its own formats in a module of its own (scene discove
 training labels in `classify.training`, event tables in `events.records`, SPSS/Kumu in
 `products.exports`); what they all need lives here: `atomic_path`, COG/CSV/JSON/Parquet/GeoPackage/PNG
 writers, `sha256`, and the record of what a stage wrote (`written_files`).
+
+Two guards for text that came from users' tables: `neutralise_formulas` (every CSV and spreadsheet
+export: a text cell that a spreadsheet would run as a formula is prefixed with `'`, as OWASP advises)
+and `plain_text` (plain-text outputs such as subtitles, youtube.txt and Kumu JSON carry no markup).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import errno
 import hashlib
 import json
 import os
+import re
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,11 +31,11 @@ import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from pipeline.errors import InputError, OutputError
+from pipeline.errors import InputError, OutputError, PipelineError, detached
 
 __all__ = ["atomic_path", "write_cog", "write_period_cog", "write_csv", "write_json", "write_parquet",
            "write_bytes", "write_gpkg", "write_figure", "sha256", "read_vector", "written_files",
-           "note_written"]
+           "note_written", "neutralise_formulas", "plain_text", "part_path", "part_writer"]
 
 
 def read_vector(path: Path, *, what: str) -> gpd.GeoDataFrame:
@@ -41,14 +47,30 @@ def read_vector(path: Path, *, what: str) -> gpd.GeoDataFrame:
         raise InputError(f"{path}: cannot read the {what} ({err})") from None
 
 
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_PART = re.compile(r"^\..*\.part-(\d+)-([0-9a-f]{8})(\.[^.]*)?$")
+
+
+def part_path(path: Path) -> Path:
+    """The temporary name `path` is written under: `.<stem>.part-<pid>-<host>.<ext>`, hidden, with the
+    writing process and (a hash of) its host, so a clean-up can tell whether its writer is gone."""
+    return path.with_name(f".{path.stem}.part-{os.getpid()}-{_HOST}{path.suffix}")
+
+
+def part_writer(name: str) -> tuple[int, bool] | None:
+    """(pid, written on this host) of a temporary file named by `part_path`; None for any other name."""
+    match = _PART.match(name)
+    return (int(match.group(1)), match.group(2) == _HOST) if match else None
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed to `path` when the block ends without error.
+    """A temporary path beside `path` (`part_path`), renamed to `path` when the block ends without error.
 
     However the block fails, the temporary file is removed and a previous file at `path` is left as it
     was. A full disk, or a folder that cannot be written, raises OutputError naming `path`.
     """
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    tmp = part_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
@@ -133,8 +155,59 @@ def write_cog(
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:
+    """A table as CSV (4 decimals), formula-like text cells neutralised (`neutralise_formulas`); a carriage
+    return inside a cell becomes a line feed (a cell with one is quoted; a bare CR would end the row)."""
+    table = neutralise_formulas(table)
+    text_columns = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
+    if any(table[c].map(lambda v: isinstance(v, str) and "\r" in v).any() for c in text_columns):
+        table = table.copy()
+        for column in text_columns:
+            table[column] = table[column].map(lambda v: v.replace("\r\n", "\n").replace("\r", "\n")
+                                              if isinstance(v, str) else v)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _neutral(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every text cell (and column name) that starts with =, +, -, @, a tab or a carriage
+    return prefixed with a single quote, so a spreadsheet shows it as text instead of running it as a
+    formula (OWASP, "CSV Injection"). Numbers, and text that is only a number (e.g. "-5"), are untouched."""
+    text_columns = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])
+                    or isinstance(table[c].dtype, pd.CategoricalDtype)]
+    renamed = {c: _neutral(c) for c in table.columns if _neutral(c) != c}
+    if not renamed and not any(table[c].map(lambda v: _neutral(v) is not v).any() for c in text_columns):
+        return table
+    safe = table.copy()
+    for column in text_columns:
+        safe[column] = safe[column].astype(object).map(_neutral)
+    return safe.rename(columns=renamed)
+
+
+_MARKUP = re.compile(r"</?[A-Za-z!?][^<>]*>|\{\\[^{}]*\}")  # HTML/XML tags; SubRip/ASS override blocks like {\an8}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain_text(value: object, *, one_line: bool = True) -> str:
+    """Text for a plain-text output (subtitles, youtube.txt, Kumu labels): tags (`<b>`, `<font ...>`) and
+    subtitle override blocks (`{\\an8}`) removed, any other `<` `>` shown as ‹ ›, `-->` (a subtitle
+    timing line) as an arrow, control characters dropped and, with `one_line`, line breaks made spaces
+    (a line break in a subtitle would start a cue of its own)."""
+    text = _MARKUP.sub("", str(value))
+    text = text.replace("-->", "\u2192").replace("<", "\u2039").replace(">", "\u203a")
+    text = _CONTROL.sub("", text)
+    if one_line:
+        text = " ".join(text.split())
+    return text
 
 
 def write_json(document: dict, path: Path) -> None:
@@ -208,7 +281,10 @@ def write_period_cog(raster: xr.DataArray, path: Path, *, band_names: list[str],
     """Write one period's raster as a COG where it is computed (on a worker: the pixels never travel to
     the driver; workers see the output folder as they see the inputs). None if `skip_empty` and the
     raster has no valid pixel."""
-    if skip_empty and not np.isfinite(raster.values).any():
-        return None
-    write_cog(raster, path, band_names=band_names, nodata=nodata, colormap=colormap, tags=tags)
+    try:
+        if skip_empty and not np.isfinite(raster.values).any():
+            return None
+        write_cog(raster, path, band_names=band_names, nodata=nodata, colormap=colormap, tags=tags)
+    except PipelineError as err:  # a bad input or a full disk met on a worker: keep its kind on the way back
+        raise detached(err)
     return path

@@ -131,7 +131,8 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
         if settings.model == "random_forest":
             params.setdefault("n_estimators", settings.n_estimators)
             params.setdefault("max_depth", settings.max_depth)
-        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state)
+        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state,
+                                           allow_import=settings.allow_import)
         model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
                                                           random_state=settings.random_state)
         accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)

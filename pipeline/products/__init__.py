@@ -7,6 +7,7 @@
     qgis        QGIS .qml styles beside the rasters
     plots       figures for the report and the notebooks
     explore     tables for the notebooks
+    kept        what an AOI that failed in this run keeps of the earlier products
 
 Uses: every room above it (ingest ... video) and the base modules; reads a run through `pipeline.results`.
 """
@@ -15,5 +16,6 @@ from pipeline.products.export_run import export_run
 from pipeline.products.report import write_report
 from pipeline.products.catalog import write_output_catalog, validate_output_catalog
 from pipeline.products.qgis import write_styles
+from pipeline.products.kept import kept_aois
 
-__all__ = ["export_run", "write_report", "write_output_catalog", "validate_output_catalog", "write_styles"]
+__all__ = ["export_run", "write_report", "write_output_catalog", "validate_output_catalog", "write_styles", "kept_aois"]

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.events.public import WITHHELD
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, neutralise_formulas, plain_text
 
 __all__ = ["INDICATORS", "effects_by_indicator", "effects_figure", "spss_table", "kumu_network", "write_sav"]
 
@@ -113,8 +113,9 @@ def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence
     connections = []
 
     def element(label: str, kind: str, **attributes) -> str:
-        key = f"{kind}: {label}"
-        elements.setdefault(key, {"label": key, "type": kind} | {k: v for k, v in attributes.items() if _given(v)})
+        key = plain_text(f"{kind}: {label}")  # Kumu shows labels and attributes as text: no markup
+        elements.setdefault(key, {"label": key, "type": kind} | {k: _plain_text(v) for k, v in attributes.items()
+                                                                 if _given(v)})
         return key
 
     for _, event in events.iterrows():
@@ -144,6 +145,10 @@ def _given(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
 
 
+def _plain_text(value: object) -> object:
+    return plain_text(value) if isinstance(value, str) else _plain(value)
+
+
 def _plain(value: object) -> object:
     """A JSON-ready value: numpy scalars to Python, NaN to None."""
     if isinstance(value, (np.integer,)):
@@ -158,9 +163,11 @@ _SAV_CREATED = 92  # offset of creation_date (9 bytes) and creation_time (8 byte
 
 def write_sav(table: pd.DataFrame, path: Path, *, column_labels: dict[str, str],
               value_labels: dict[str, dict]) -> None:
-    """An SPSS .sav with variable labels and value labels (pyreadstat)."""
+    """An SPSS .sav with variable labels and value labels (pyreadstat); text cells that a spreadsheet
+    would run as formulas are neutralised, as in every CSV (`pipeline.io.neutralise_formulas`)."""
     import pyreadstat
 
+    table = neutralise_formulas(table)
     with atomic_path(path) as tmp:
         pyreadstat.write_sav(table, str(tmp), column_labels=column_labels,
                              variable_value_labels={k: v for k, v in value_labels.items() if k in table.columns})

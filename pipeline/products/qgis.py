@@ -145,7 +145,7 @@ def write_styles(run_dir: Path) -> list[Path]:
                 if raster.exists():
                     io.write_bytes(text.encode(), style)
                     written.append(style)
-        if layout.first_change(aoi_id).exists():
+        if periods and layout.first_change(aoi_id).exists():
             style = layout.first_change_style(aoi_id)
             labels = run.period_labels(aoi_id)
             io.write_bytes(first_change_style([labels[p] for p in periods]).encode(), style)

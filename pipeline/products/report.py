@@ -12,7 +12,8 @@ comes from the internet, and the same run folder gives byte-identical files: no 
 or absolute paths, PNGs without metadata. Where the run's config has `public.enabled`, no community or
 site name and no coordinates appear (the run's event records are already generalised; captions are
 written with `event_caption(..., public=True)`). AOIs whose stages were skipped or failed get a page
-that says so.
+that says so; an AOI that failed in this run but had a page from an earlier run keeps that page and its
+images (`pipeline.products.kept`), and the overview marks it as failed in this run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pipeline.events.captions import event_caption
 from pipeline.video.panels import LegendEntry, colour_classes
 from pipeline.video.publish import png_bytes
 from pipeline.video.style import NODATA_RGB
+from pipeline.products.kept import kept_aois
 from pipeline.results import OutputLayout, RunOutputs, open_run, read_table
 
 __all__ = ["PREVIEW_MAX_SIDE", "write_report"]
@@ -56,20 +58,27 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:[\\/]|/)(?:[^\s;,'\"()/\
 _NODATA_COLOUR = "#{:02x}{:02x}{:02x}".format(*NODATA_RGB)
 
 
-def write_report(run_dir: Path, manifest: dict | None = None) -> list[Path]:
+def write_report(run_dir: Path, manifest: dict | None = None, keep: set[str] | None = None) -> list[Path]:
     """Write the HTML report of a finished run under `run_dir`/report; returns the files written.
 
     `manifest`: the run's manifest, where it is not yet on disk. Files left in report/ by an earlier
     report that this one does not write are removed (a report made before `public.enabled` was set
-    must not linger beside the public one).
+    must not linger beside the public one), except the pages and images of the AOIs in `keep` (default:
+    the AOIs that failed in the run, `kept_aois`), which stay as the earlier report made them.
     """
     run = open_run(run_dir) if manifest is None else RunOutputs(OutputLayout(Path(run_dir)), manifest)
     layout = run.layout
+    keep = kept_aois(run) if keep is None else set(keep)
     files: dict[Path, bytes] = {layout.report_assets() / "report.css": (_TEMPLATES / "report.css").read_bytes()}
+    kept: set[Path] = set()
     env = _environment()
     records = _event_records(layout)
     aois = []
     for aoi_id in run.aoi_ids:
+        if aoi_id in keep and layout.report_page(aoi_id).is_file():  # its last good page, as it was
+            kept |= {layout.report_page(aoi_id), *(p for p in layout.report_assets(aoi_id).rglob("*") if p.is_file())}
+            aois.append({**_aoi_row(run, aoi_id, records), "kept": True})
+            continue
         page, assets = _aoi_page(run, aoi_id, records)
         files.update(assets)
         html = env.get_template("aoi.html").render(run=_run_facts(run), aoi=page, classes=run.classes)
@@ -80,7 +89,7 @@ def write_report(run_dir: Path, manifest: dict | None = None) -> list[Path]:
     files[layout.report_index] = _text(html)
     for path, content in files.items():
         io.write_bytes(content, path)
-    _remove_stale(layout.report, set(files))
+    _remove_stale(layout.report, set(files) | kept)
     log.info("report: %d files under %s", len(files), layout.report)
     return sorted(files)
 
@@ -155,7 +164,7 @@ def _summaries(run: RunOutputs) -> dict | None:
     """The run-level effects by indicator: the table (summary/effects_by_indicator.csv) as rows
     (indicator, value) x columns (zone, class) of mean effects, and the charts drawn from it."""
     layout = run.layout
-    table = _csv(layout.summary / "effects_by_indicator.csv")
+    table = _csv(layout.effects_by_indicator)
     if table is None or table.empty:
         return None
     columns = list(dict.fromkeys(zip(table["zone"], table["class_name"])))
@@ -169,12 +178,12 @@ def _summaries(run: RunOutputs) -> dict | None:
     charts = []
     for indicator, title in _INDICATOR_NAMES.items():
         for zone, class_name in columns:
-            path = layout.summary / f"{indicator}_{zone}_{class_name.replace('/', '_').replace(' ', '_')}.png"
+            path = layout.summary_chart(indicator, zone, class_name)
             if path.is_file():
                 charts.append({"href": _href(path, layout.report), "indicator": title,
                                "label": f"{class_name} at the {_ZONES.get(zone, zone)}"})
     return {"columns": [{"zone": _ZONES.get(z, z), "class_name": c} for z, c in columns], "rows": rows,
-            "charts": charts, "table": _href(layout.summary / "effects_by_indicator.csv", layout.report)}
+            "charts": charts, "table": _href(layout.effects_by_indicator, layout.report)}
 
 
 def _exports(run: RunOutputs) -> list[dict]:
@@ -212,6 +221,7 @@ def _aoi_row(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> dict:
         "error": _without_folders(record.get("error", "")),
         "skipped": [s for s in skipped if s],
         "footprint": _footprint(run, aoi_id),
+        "kept": False,
     }
 
 

@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from pipeline.io import part_path
 from pipeline.video.frames import Scene, check_video_size, render_frame
 from pipeline.video.timeline import FrameSpec, Timing, frame_runs
 
@@ -227,7 +228,7 @@ def write_video(frames: Iterable[np.ndarray | Yuv420Frame], path: Path, *, fps: 
 
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    temp_path = path.with_name(f".{path.stem}.part.mp4")
+    temp_path = part_path(path)
     colour = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
               "-color_range", "tv"]
     writer = imageio_ffmpeg.write_frames(

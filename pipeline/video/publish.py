@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from pipeline.io import plain_text
 from pipeline.video.frames import Scene, render_frame
 from pipeline.video.timeline import FrameSpec, Timing
 
@@ -56,13 +57,14 @@ def caption_frames(timing: Timing, n_periods: int,
 
 
 def subtitles_srt(captions: Sequence[str], spans: Sequence[tuple[int, int]], *, fps: int) -> str:
-    """SubRip text: one cue per caption, timed to its frames (`caption_frames`)."""
+    """SubRip text: one cue per caption, timed to its frames (`caption_frames`); each caption as plain
+    text on one line (`pipeline.io.plain_text`: no tags a player would render, no line that starts a cue)."""
     cues = []
     order = sorted(range(len(captions)), key=lambda i: spans[i])
     for number, index in enumerate(order, start=1):
         start, end = spans[index]
         cues.append(f"{number}\n{_srt_time(start, fps)} --> {_srt_time(end, fps)}\n"
-                    f"{captions[index]}\n")
+                    f"{plain_text(captions[index])}\n")
     return "\n".join(cues)
 
 
@@ -102,7 +104,12 @@ def chapter_problems(found: Sequence[Chapter], *, total_seconds: float) -> list[
 def youtube_text(*, title: str, summary: str, captions: Sequence[str], sources: Sequence[str],
                  found: Sequence[Chapter], notes: Sequence[str] = ()) -> str:
     """The text to paste into YouTube: the title, then the description with the events, the
-    sources and the chapter timestamps (YouTube builds chapters from them)."""
+    sources and the chapter timestamps (YouTube builds chapters from them). Every text is plain, on one
+    line (`pipeline.io.plain_text`): YouTube refuses < and > in titles and descriptions."""
+    title, summary = plain_text(title), plain_text(summary)
+    captions, sources = [plain_text(t) for t in captions], [plain_text(s) for s in sources]
+    found = [Chapter(c.seconds, plain_text(c.title)) for c in found]
+    notes = [plain_text(n) for n in notes]
     if len(title) > YOUTUBE_TITLE_MAX:
         title = title[:YOUTUBE_TITLE_MAX - 1].rstrip() + "…"
     lines = ["TITLE", title, "", "DESCRIPTION", summary, ""]

@@ -20,6 +20,7 @@ from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.composite.periods import Period, periods_of
 from pipeline.events.captions import event_caption
 from pipeline.events.effects import event_span
+from pipeline.events.public import generalise_events, generalise_text
 from pipeline.video import publish
 from pipeline.video.encoder import write_timelapse
 from pipeline.video.frames import Scene, build_scene
@@ -52,9 +53,16 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     """The time-lapse MP4, its poster, subtitles and youtube.txt; returns what the manifest records.
 
     Without a class map (no classify section) the video shows the composites alone: no land-cover
-    panel, legend or area chart."""
+    panel, legend or area chart. In public mode (`public.enabled`) everything shown or written comes from
+    the generalised events (`pipeline.events.generalise_events`: community and site names withheld,
+    points on the grid), and the free texts (title, subtitle, credits) have those names withheld too."""
     settings, aoi_id = config.video, aoi["aoi_id"]
     public = config.public.enabled
+
+    def free_text(text: str | None) -> str | None:
+        return generalise_text(text, aoi_events) if public else text
+
+    shown_events = generalise_events(aoi_events, grid_m=config.public.grid_m) if public else aoi_events
     periods = periods_of(composites)
     ids = [p.id for p in periods]
     bands = list(settings.rgb_bands)
@@ -76,22 +84,23 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
         areas = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum")
         class_areas = {c.code: [float(areas.at[p, c.code]) if p in areas.index and c.code in areas.columns
                                 else np.nan for p in ids] for c in config.classes}
-    captions = video_captions(aoi_events, periods, public=public)
-    about = _event_facts(aoi_events)
-    title = settings.title or str(aoi.get("name") or aoi_id)
-    subtitle = (settings.subtitle if settings.subtitle is not None
+    captions = video_captions(shown_events, periods, public=public)
+    about = _event_facts(shown_events)
+    title = free_text(settings.title or str(aoi.get("name") or aoi_id))
+    subtitle = (free_text(settings.subtitle) if settings.subtitle is not None
                 else " · ".join(fact for fact in about if fact != title))
     years = f"{periods[0].label}–{periods[-1].label}" if len(periods) > 1 else periods[0].label
-    footer = settings.credits.replace("{years}", years)
-    outro_lines = [line for line in (footer, *settings.outro_credits) if line]
-    if len(aoi_events):
+    footer = free_text(settings.credits.replace("{years}", years))
+    outro_credits = [free_text(line) for line in settings.outro_credits]
+    outro_lines = [line for line in (footer, *outro_credits) if line]
+    if len(shown_events):
         outro_lines.append("Events: public sources listed in the video description")
     outro_lines.append("Made with midr-pipeline")
     grid = class_map if class_map is not None else composites
     crs, transform = grid.rio.crs, grid.rio.transform(recalc=True)
     pixel_size_m = ground_pixel_size_m(crs, transform, geometry)
     overlays = dict(outline=outline_pixels(geometry, crs, transform),
-                    markers=(event_markers(aoi_events, crs, transform, public=public,
+                    markers=(event_markers(shown_events, crs, transform, public=public,
                                             grid_m=config.public.grid_m, pixel_size_m=pixel_size_m)
                              if settings.markers else []),
                     pixel_size_m=pixel_size_m)
@@ -135,8 +144,8 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     problems = publish.chapter_problems(found, total_seconds=n_frames / settings.fps)
     for problem in problems:
         log.warning("aoi %r: youtube chapters: %s", aoi_id, problem)
-    sources = [footer, *settings.outro_credits,
-               *[part.strip() for source in aoi_events.get("source", pd.Series(dtype=str)).dropna()
+    sources = [footer, *outro_credits,
+               *[part.strip() for source in shown_events.get("source", pd.Series(dtype=str)).dropna()
                  for part in str(source).split(" ; ")]]
     band_names = " / ".join(_BAND_LABELS.get(b, b) for b in bands)
     shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the area "
@@ -222,8 +231,9 @@ def outline_pixels(geometry: gpd.GeoSeries, crs, transform) -> list[np.ndarray]:
 
 def event_markers(aoi_events: pd.DataFrame, crs, transform, *, public: bool, grid_m: float,
                    pixel_size_m: float | None) -> list[MapMarker]:
-    """Mine, origin community and resettlement site of each event; in public mode the community and the
-    site snap to a grid of `grid_m` and show as an unnamed circle of that size."""
+    """Mine, origin community and resettlement site of each event; in public mode (where the events are
+    the generalised ones, their points on the grid of `grid_m`) the community and the site show as an
+    unnamed circle of that size."""
     places = {"mine": ("mine_lat", "mine_lon", "mine"), "origin": ("origin_lat", "origin_lon", "origin_community"),
               "site": ("site_lat", "site_lon", "resettlement_site")}
     markers, seen = [], set()
@@ -231,14 +241,8 @@ def event_markers(aoi_events: pd.DataFrame, crs, transform, *, public: bool, gri
         for kind, (lat, lon, name) in places.items():
             if pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
                 continue
-            point = gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326")
+            point = gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326").to_crs(crs)
             sensitive = public and kind != "mine"
-            if sensitive:
-                metric = point.to_crs(point.estimate_utm_crs())
-                snapped = gpd.points_from_xy(np.round(metric.x / grid_m) * grid_m, np.round(metric.y / grid_m) * grid_m)
-                point = gpd.GeoSeries(snapped, crs=metric.crs).to_crs(crs)
-            else:
-                point = point.to_crs(crs)
             cols, rows = _to_pixels(point.x, point.y, transform)
             key = (kind, round(float(cols[0]), 1), round(float(rows[0]), 1))
             if key in seen:

@@ -145,3 +145,15 @@ def test_video_config_presets_and_size_errors_name_the_key(tmp_path):
                            ({"rgb_bands": ["red", "green"]}, "video.rgb_bands.2: Field required")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(demo, overrides={"video": video})
+
+
+def test_subtitles_and_youtube_text_carry_no_injected_markup_or_fake_cues():
+    captions = ["2013: 240 households resettled from <font color=red>A</font>",
+                "{\\an8}moved\n\n3\n00:00:00,000 --> 00:00:09,000\nfake cue", "x < y"]
+    srt = publish.subtitles_srt(captions, [(0, 4), (4, 8), (8, 12)], fps=4)
+    assert srt.count(" --> ") == 3 and "fake cue" in srt.split("\n\n")[1]  # still three cues
+    assert "<font" not in srt and "{\\an8}" not in srt and "x \u2039 y" in srt
+    text = publish.youtube_text(title="<b>Mine</b>", summary="s", captions=captions,
+                                sources=["<a href='http://evil.example'>report</a>"],
+                                found=[publish.Chapter(0, "<i>open</i>")])
+    assert "<" not in text and ">" not in text and "report" in text and "00:00 open" in text
