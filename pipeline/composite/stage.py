@@ -21,7 +21,7 @@ from pipeline.composite import cloud_mask, composite, ndvi_range, period_of, spe
 from pipeline.errors import InputError
 from pipeline.ingest import drop_empty_scenes
 from pipeline.ingest.sources import aoi_stack
-from pipeline.job import AoiJob
+from pipeline.job import AoiJob, compute_with_progress
 from pipeline.results import OutputLayout
 
 __all__ = ["composite_stage", "read_composites"]
@@ -52,12 +52,14 @@ def composite_stage(job: AoiJob, scenes) -> dict:
     periods, skipped = [], sorted(listed_periods - set(all_periods))  # every scene of the period was empty
     for period in skipped:
         log.warning("aoi %s: period %d has no clear pixel in any scene; skipped", aoi_id, period)
+    job.report("composite", 0, len(all_periods), "periods")
     for start in range(0, len(all_periods), job.batch):
         batch = all_periods[start:start + job.batch]
-        written = dask.compute(*[
+        written = compute_with_progress([
             dask.delayed(io.write_period_cog)(composites[layers].sel(period=p).to_dataarray("band").astype("float32"),
-                                        out.composite(aoi_id, p), band_names=layers, nodata=np.nan, skip_empty=True)
-            for p in batch])
+                                        out.composite(aoi_id, p), band_names=layers, nodata=np.nan, skip_empty=True,
+                                        colour_interpretation=io.rgb_colour_interpretation(layers))
+            for p in batch], lambda n, start=start: job.report("composite", start + n, len(all_periods), "periods"))
         for period, path in zip(batch, written):
             if path is None:
                 log.warning("aoi %s: period %d has no clear pixel in any scene; skipped", aoi_id, period)

@@ -228,6 +228,8 @@ def _raster_fields(asset: pystac.Asset, path: Path, *, data_type: DataType, noda
         wkt2=None if epsg is not None else grid.crs.to_wkt(),
         shape=[grid.shape.y, grid.shape.x], transform=[a.a, a.b, a.c, a.d, a.e, a.f],
         bbox=[left, bottom, right, top])
+    if epsg is not None:  # projection v1's field too, for readers of the JSON that know only it (stackstac)
+        asset.extra_fields["proj:epsg"] = int(epsg)
     names = [d or f"b{i}" for i, d in enumerate(raster.attrs["descriptions"], start=1)]
     bands = []
     for name in names:

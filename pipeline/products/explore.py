@@ -26,6 +26,7 @@ import xarray as xr
 
 from pipeline import classify, events, io
 from pipeline.classify import sampling
+from pipeline.classify.labelling import labelling_style
 from pipeline.ingest import aoi_mask, aoi_stack, list_sources, pixel_area_ha, read_aois
 from pipeline.products import exports
 from pipeline.config import ClassDef, PipelineConfig
@@ -282,10 +283,13 @@ def sample_design(strata: xr.DataArray, classes: Sequence[ClassDef], *,
     return SampleDesign(table=table, n_planned=n_planned, target_se=target_se, points=points)
 
 
-def write_sample(points: gpd.GeoDataFrame, path: Path, *, layer: str) -> Path:
+def write_sample(points: gpd.GeoDataFrame, path: Path, *, layer: str,
+                 classes: Sequence[ClassDef] | None = None) -> Path:
     """The sample as a GeoPackage to open (and label) in QGIS; `layer` is the name QGIS lists it under
-    (e.g. "<aoi_id> validation sample <period>"). Returns `path`."""
-    io.write_gpkg(points, Path(path), layer=layer)
+    (e.g. "<aoi_id> validation sample <period>"); with `classes`, QGIS shows a drop-down of their names
+    on `reference_code` (`classify.labelling`). Returns `path`."""
+    style = labelling_style({c.code: c.name for c in classes}) if classes is not None else None
+    io.write_gpkg(points, Path(path), layer=layer, qgis_style=style)
     return Path(path)
 
 
