@@ -110,6 +110,36 @@ def test_video_is_h264_at_the_configured_size_and_length(demo_run):
     assert frames == 12 + 5 * (3 + 2) + 12 + 16
 
 
+def test_video_frames_at_the_first_and_last_period_and_the_credits(demo_run):
+    """Frames a viewer sees, kept in build/test-artifacts/video/: the first period, the last one held
+    until the credits, and the credits card (a few seconds, not 11)."""
+    from PIL import Image
+
+    from pipeline.video.timeline import Timing
+
+    from conftest import ROOT
+
+    run = open_run(demo_run / "outputs" / "demo_small")
+    video = load_config(demo_run / "config.yaml").video
+    timing = Timing(fps=video.fps, seconds_per_period=video.seconds_per_period,
+                    crossfade_seconds=video.crossfade_seconds, intro_seconds=video.intro_seconds,
+                    outro_seconds=video.outro_seconds, last_period_seconds=video.last_period_seconds)
+    reader = imageio_ffmpeg.read_frames(str(run.video("demo_mine")))
+    width, height = next(reader)["size"]
+    frames = [np.frombuffer(raw, "uint8").reshape(height, width, 3) for raw in reader]
+    last = timing.period_start(5)
+    picks = {"first_period": timing.period_start(0), "last_period_start": last,
+             "last_period_end": timing.outro_start(6) - 1, "credits": timing.outro_start(6) + 1}
+    folder = ROOT / "build" / "test-artifacts" / "video"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, index in picks.items():
+        Image.fromarray(frames[index]).save(folder / f"demo_small_{name}.png")
+    assert (timing.outro_start(6) - last) / video.fps == video.last_period_seconds == 3.0  # held 3 s, not 0.75 s
+    assert np.abs(frames[picks["last_period_end"]].astype(int) - frames[last].astype(int)).mean() < 2
+    assert len(frames) - timing.outro_start(6) == video.outro_seconds * video.fps == 16  # credits 4 s
+    assert np.abs(frames[picks["credits"]].astype(int) - frames[last].astype(int)).mean() > 20
+
+
 def test_subtitles_add_the_event_type_and_source_not_the_burned_in_caption(demo_run):
     run = open_run(demo_run / "outputs" / "demo_small")
     cues = run.layout.subtitles("demo_mine").read_text().strip().split("\n\n")

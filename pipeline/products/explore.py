@@ -41,6 +41,7 @@ __all__ = [
     "scene_inventory",
     "composite_series",
     "band_stretch",
+    "jpeg_preview",
     "event_zones",
     "zone_areas",
     "zonal_mean",
@@ -132,6 +133,21 @@ def band_stretch(composites: xr.Dataset, bands: Sequence[str], *, percentiles: t
         low, high = np.nanpercentile(np.concatenate([v.ravel() for v in values.values()]), percentiles)
         return {b: (float(low), float(high)) for b in bands}
     return {b: tuple(float(q) for q in np.nanpercentile(v, percentiles)) for b, v in values.items()}
+
+
+def jpeg_preview(path: Path, *, width: int = 640, quality: int = 85) -> bytes:
+    """An image file (e.g. the video's poster) as a JPEG `width` pixels wide: small enough to keep in a
+    saved notebook (`IPython.display.Image(data=..., format="jpeg")`)."""
+    import io as _bytes_io
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+    buffer = _bytes_io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def event_zones(run: RunOutputs, aoi_id: str) -> gpd.GeoDataFrame:

@@ -55,7 +55,7 @@ def _shown(notebook, source_start: str | None = None) -> str:
 
 
 def _images(notebook) -> int:
-    return sum("image/png" in o.get("data", {}) for o in _outputs(notebook))
+    return sum(bool({"image/png", "image/jpeg"} & set(o.get("data", {}))) for o in _outputs(notebook))
 
 
 def _number(pattern: str, text: str) -> float:
@@ -76,7 +76,7 @@ def test_notebooks_are_stored_with_small_outputs_of_a_run_on_the_demo(name):
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "not run top to bottom in one go"
     outputs = [o for c in code for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+    assert sum(bool({"image/png", "image/jpeg"} & set(o.get("data", {}))) for o in outputs) >= 2
     assert "run 'demo'" in "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
     text = path.read_text()
     assert not re.search(r"(/work/|/home/|/tmp/|/root/|[A-Z]:\\\\Users)", text), "absolute paths in the outputs"
