@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser desktop-tools notebooks
+.PHONY: demo test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser desktop-tools notebooks stackstac-env
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ data/demo/.complete: $(STAMP) $(wildcard pipeline/demo/*.py)
 demo: data/demo/.complete
 	$(BIN)/midr run configs/demo.yaml
 
-test: $(STAMP) browser desktop-tools
+test: $(STAMP) browser desktop-tools stackstac-env
 	$(BIN)/python -m pytest
 
 # Headless Chromium and its driver for tests/test_report_browser.py (Debian packages), unless on PATH.
@@ -42,6 +42,15 @@ desktop-tools:
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
 	else echo "QGIS, gdalinfo or PSPP is missing; as root run: apt-get update && apt-get install -y --no-install-recommends $(DESKTOP_TOOLS)" >&2; exit 1; fi; \
 	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DESKTOP_TOOLS)
+
+# stackstac for tests/products/test_stac_readers.py: its last release (0.5.1) requires pandas < 3, the venv has
+# pandas 3, so it lives apart, with pandas 2, in build/stackstac (put before the venv's packages on PYTHONPATH).
+STACKSTAC := build/stackstac/.installed-stamp
+$(STACKSTAC): $(STAMP)
+	rm -rf build/stackstac
+	$(BIN)/python -m pip install --quiet --no-deps --target build/stackstac stackstac==0.5.1 pandas==2.3.3 pytz==2025.2
+	touch $@
+stackstac-env: $(STACKSTAC)
 
 # Run the notebooks on the demo (make demo first) and save them with their outputs, as the repository shows them.
 notebooks: demo

@@ -77,8 +77,8 @@ def write_output_catalog(run_dir: Path, manifest: dict | None = None) -> list[Pa
     stac_io = _RunStacIO()
     root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, stac_io=stac_io)
     written = sorted(stac_io.written)
-    folder = layout.stac_catalog.parent
-    for stale in sorted(set(folder.rglob("*.json")) - set(written)):
+    folder = layout.stac_catalog.parent.absolute()  # `written` is absolute: a relative run_dir must not look stale
+    for stale in sorted(set(folder.rglob("*.json")) - {p.absolute() for p in written}):
         log.info("removing %s, left from an earlier catalog of this run folder", stale)
         stale.unlink()
         if not any(stale.parent.iterdir()) and stale.parent != folder:

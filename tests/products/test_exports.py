@@ -90,7 +90,8 @@ def test_pooled_effect_is_one_events_own_interval_or_the_random_effects_estimate
     # two events, SE 1 each (interval width 2 x 1.96): Q = (1 - 3)^2 / 1 + ... = 2, tau^2 = (2 - 1) / (2 - 1) = 1
     effect, low, high = pooled_effect([1.0, 3.0], [1 - 1.959964, 3 - 1.959964], [1 + 1.959964, 3 + 1.959964])
     assert effect == pytest.approx(2.0) and high - low == pytest.approx(2 * 1.959964 * np.sqrt(1.0))  # sqrt(2 / 2)
-    same = pooled_effect([2.0, 2.0], [0.04, 0.04], [3.96, 3.96])  # no heterogeneity: the fixed-effect interval
+    z = 1.959964
+    same = pooled_effect([2.0, 2.0], [2 - z, 2 - z], [2 + z, 2 + z])  # no heterogeneity: the fixed-effect interval
     assert same[0] == pytest.approx(2.0) and same[2] - same[1] == pytest.approx(2 * 1.959964 / np.sqrt(2))
 
 

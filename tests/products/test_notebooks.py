@@ -104,13 +104,13 @@ def test_the_classifier_notebook_trains_assesses_and_plans_a_validation_round(ex
     assert 0.9 <= _number(r"whole map against the truth: overall accuracy (\d\.\d+)", printed) <= 1
     planned = int(_number(r"(\d+) points allocated", printed))
     run = open_run(demo_run / "outputs" / "demo_small")
-    run_design = gpd.read_file(run.layout.sample_design("demo_mine"))
-    design = gpd.read_file(tmp_path / "demo_mine_sample_design.gpkg")
+    run_design = gpd.read_file(run.layout.sample_design("demo_mine"), layer="demo_mine validation sample 2021")
+    design = gpd.read_file(tmp_path / "demo_mine_sample_design.gpkg", layer="demo_mine validation sample 2021")
     assert len(design) == planned == len(run_design)  # the notebook draws the run's own sample
     assert design.geometry.geom_equals(run_design.geometry).all() and design["reference_code"].isna().all()
     assert gpd.list_layers(tmp_path / "demo_mine_sample_design.gpkg")["name"].tolist() == [
         "demo_mine validation sample 2021", "layer_styles"]  # with its drop-down of class names for QGIS
-    labelled = gpd.read_file(tmp_path / "demo_mine_sample_labelled.gpkg")
+    labelled = gpd.read_file(tmp_path / "demo_mine_sample_labelled.gpkg", layer=0)
     assert len(labelled) == planned and labelled["reference_code"].notna().all()
     assert 0.9 <= _number(r"design-based overall accuracy (\d\.\d+)", printed) <= 1
     assert _images(notebook) == 2  # the confusion matrix and the area estimates
