@@ -62,8 +62,8 @@ def effects_by_indicator(baci: pd.DataFrame, events: pd.DataFrame, *, class_name
         grouped = merged.fillna({indicator: "(not given)"}).groupby([indicator, "zone", "class_name"])
         summary = grouped["effect_ha"].agg(n_events="count", mean_effect_ha="mean", min_effect_ha="min",
                                            max_effect_ha="max")
-        pooled = grouped.apply(lambda g: pd.Series(pooled_effect(g["effect_ha"], g["ci95_low_ha"], g["ci95_high_ha"]),
-                                                   index=_POOLED), include_groups=False)
+        pooled = pd.DataFrame([pooled_effect(g["effect_ha"], g["ci95_low_ha"], g["ci95_high_ha"]) for _, g in grouped],
+                              columns=_POOLED, index=summary.index, dtype="float64")
         summary = summary.join(pooled).reset_index()
         rows.append(summary.rename(columns={indicator: "value"}).assign(indicator=indicator))
     columns = ["indicator", "value", "zone", "class_name", "n_events", "mean_effect_ha", "min_effect_ha",

@@ -39,8 +39,9 @@ def file_format(path: Path) -> str:
 
 def file_groups(root: Path, page_dir: Path, *, exclude: Iterable[Path] = ()) -> list[dict]:
     """The files under `root` (not the stage stamps, not the report, nothing hidden, not `exclude`), by
-    folder and format: [{"folder", "formats": [{"format", "files": [{"name", "href", "size"}]}]}], hrefs
-    relative to `page_dir`, folders and files in name order."""
+    folder and format: [{"folder", "formats": [{"format", "files": [{"name", "href"}]}]}], hrefs relative
+    to `page_dir`, folders and files in name order. No sizes: the manifest's varies with the run's timings,
+    and equal runs must give equal reports."""
     excluded = {Path(p) for p in exclude}
     groups: dict[str, dict[str, list[dict]]] = {}
     for folder, subfolders, names in os.walk(root):
@@ -52,7 +53,7 @@ def file_groups(root: Path, page_dir: Path, *, exclude: Iterable[Path] = ()) -> 
             where = Path(folder).relative_to(root).as_posix()
             where = "" if where == "." else f"{where}/"
             groups.setdefault(where, {}).setdefault(file_format(path), []).append(
-                {"name": name, "href": _href(path, page_dir), "size": path.stat().st_size})
+                {"name": name, "href": _href(path, page_dir)})
     return [{"folder": folder, "formats": [{"format": kind, "files": files} for kind, files in formats.items()]}
             for folder, formats in sorted(groups.items())]
 

@@ -160,3 +160,14 @@ def test_public_option_leaves_no_community_name_or_location_in_any_output(demo_r
     cell = origin.geometry.iloc[0]
     assert cell.area == pytest.approx(1000 * 1000)  # a grid cell, not the exact disc
     assert np.isclose(cell.bounds[0] % 1000, 0) and exact.to_crs(zones.crs).within(cell).all()
+
+
+def test_effects_by_indicator_of_a_run_without_headline_effects_is_an_empty_table():
+    from pipeline.products.exports import effects_by_indicator
+
+    baci = pd.DataFrame({"event_id": ["a"], "zone": ["origin_community"], "class_name": ["water"], "status": ["ok"],
+                         "effect_ha": [1.0], "ci95_low_ha": [0.5], "ci95_high_ha": [1.5]})
+    events = pd.DataFrame({"event_id": ["a"], "country": ["X"], "company": ["C"], "commodity": ["coal"],
+                           "lifecycle_stage": ["operation"], "event_type": ["eviction"]})
+    summary = effects_by_indicator(baci, events, class_names=["built-up"])
+    assert summary.empty and "pooled_ci95_high_ha" in summary.columns
