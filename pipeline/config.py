@@ -632,8 +632,10 @@ class VideoConfig(Strict):
     crossfade_seconds: float = Field(0.5, ge=0, description="cross-fade between two periods (added)")
     intro_seconds: float = Field(3.0, ge=0, description="intro card (title, mine, company, country, "
                                  "commodity, years); 0 = none")
-    outro_seconds: float = Field(11.0, ge=0, description="outro card with the data credits, also room for "
-                                 "YouTube's end screen (5-20 s); 11 s keeps its chapter >= 10 s; 0 = none")
+    last_period_seconds: float = Field(3.0, ge=0, description="the last period (the state the video ends on) "
+                                       "is held at least this long, before the outro card")
+    outro_seconds: float = Field(4.0, ge=0, description="outro card with the data credits; 0 = none (YouTube's "
+                                 "end screen, 5-20 s, can overlay the last period)")
     caption_seconds: float = Field(4.0, gt=0, description="how long an event caption shows before fading")
     title: str | None = Field(None, description="default: the AOI's name")
     subtitle: str | None = Field(None, description="default: mine, company, country, commodity of the "

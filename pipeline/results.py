@@ -200,6 +200,14 @@ class OutputLayout:
         """The QGIS style (.qml) beside a class map: QGIS applies it when the map is loaded."""
         return self.class_map(aoi_id, period).with_suffix(".qml")
 
+    def composite_style(self, aoi_id: str, period: str) -> Path:
+        """The composite's QGIS style (true colour: red, green, blue), applied when QGIS loads the file."""
+        return self.composite(aoi_id, period).with_suffix(".qml")
+
+    def composite_false_colour_style(self, aoi_id: str, period: str) -> Path:
+        """A second style for the composite (false colour: nir, red, green), to load in QGIS by hand."""
+        return self.composite(aoi_id, period).with_name(f"{period}_false_colour.qml")
+
     def confidence_style(self, aoi_id: str, period: str) -> Path:
         return self.confidence(aoi_id, period).with_suffix(".qml")
 

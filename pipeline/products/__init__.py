@@ -3,8 +3,10 @@
     export_run  every table as CSV and Parquet, event zones GPKG, SPSS .sav, Kumu JSON, summaries
     exports     the SPSS and Kumu formats; effects across events by indicator
     report      the HTML report (templates/report/)
+    previews    its pictures of rasters: true-colour thumbnails and nodata shares, event zones, first change
+    files       every output file of a run with its format, for the report's file lists
     catalog     the static STAC catalog of the outputs
-    qgis        QGIS .qml styles beside the rasters
+    qgis        QGIS .qml styles beside the rasters, class names for GDAL beside the class maps
     plots       figures for the report and the notebooks
     explore     tables for the notebooks
     kept        what an AOI that failed in this run keeps of the earlier products

@@ -85,8 +85,8 @@ def write_output_catalog(run_dir: Path, manifest: dict | None = None, keep: set[
     stac_io = _RunStacIO()
     root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, stac_io=stac_io)
     written = sorted(stac_io.written)
-    folder = layout.stac_catalog.parent
-    for stale in sorted(set(folder.rglob("*.json")) - set(written)):
+    folder = layout.stac_catalog.parent.absolute()  # `written` is absolute: a relative run_dir must not look stale
+    for stale in sorted(set(folder.rglob("*.json")) - {p.absolute() for p in written}):
         log.info("removing %s, left from an earlier catalog of this run folder", stale)
         stale.unlink()
         if not any(stale.parent.iterdir()) and stale.parent != folder:
@@ -241,6 +241,8 @@ def _raster_fields(asset: pystac.Asset, path: Path, *, data_type: DataType, noda
         wkt2=None if epsg is not None else grid.crs.to_wkt(),
         shape=[grid.shape.y, grid.shape.x], transform=[a.a, a.b, a.c, a.d, a.e, a.f],
         bbox=[left, bottom, right, top])
+    if epsg is not None:  # projection v1's field too, for readers of the JSON that know only it (stackstac)
+        asset.extra_fields["proj:epsg"] = int(epsg)
     names = [d or f"b{i}" for i, d in enumerate(raster.attrs["descriptions"], start=1)]
     bands = []
     for name in names:

@@ -118,7 +118,9 @@ def _event_exports(run, done: list[str], baci: pd.DataFrame, linked: pd.DataFram
     class_names = {c.code: c.name for c in run.classes}
     table, labels, value_labels = exports.spss_table(baci, linked, class_names)
     path = layout.export("events.sav")
-    exports.write_sav(table, path, column_labels=labels, value_labels=value_labels)
+    measure, formats, widths = exports.spss_dictionary(table)
+    exports.write_sav(table, path, column_labels=labels, value_labels=value_labels, measure=measure,
+                      formats=formats, widths=widths)
     written.append(path)
     network = exports.kumu_network(linked, baci, headline=HEADLINE_EFFECTS)
     path = layout.export("kumu.json")

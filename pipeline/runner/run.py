@@ -59,6 +59,8 @@ FORCEABLE = (*STAGES[1:], "products")
 
 # called as progress(aoi_id, stage, status) with status "running", "done", "cached", "skipped" or "failed"
 ProgressCallback = Callable[[str, str, str], None]
+# called as step(aoi_id, stage, done, total, unit) inside the long stages: periods written, frames encoded
+StepProgressCallback = Callable[[str, str, int, int, str], None]
 
 
 @dataclass
@@ -109,10 +111,12 @@ class _Ledger:
 
 
 def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progress: ProgressCallback | None = None,
-                 force: Collection[str] = ()) -> RunResult:
+                 force: Collection[str] = (), step: StepProgressCallback | None = None) -> RunResult:
     """Run every stage for every AOI of the config and write the outputs under `config.run_dir`.
 
-    `force`: stage names (or "all") to recompute even where their outputs are up to date.
+    `force`: stage names (or "all") to recompute even where their outputs are up to date. `progress`
+    hears each stage start and end, `step` the progress inside the long ones (composite and classify:
+    periods written; video: frames encoded).
     Raises PipelineError (before anything is written) when the shared inputs are unusable or the
     memory plan does not fit; problems of one AOI are recorded in the result and the manifest instead.
     """
@@ -143,12 +147,13 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
     _check_writable(config.run_dir, config.output_dir)
     with run_lock(config.run_dir):  # one run per folder; released however this process ends
         return _run(config, aois, scenes, points, event_records, event_table, started=started,
-                    scheduler=scheduler, progress=progress, force=force)
+                    scheduler=scheduler, progress=progress, force=force, step=step)
 
 
 def _run(config: PipelineConfig, aois: gpd.GeoDataFrame, scenes: list, points: gpd.GeoDataFrame | None,
          event_records: pd.DataFrame | None, event_table: pd.DataFrame, *, started: datetime,
-         scheduler: str | None, progress: ProgressCallback, force: set[str]) -> RunResult:
+         scheduler: str | None, progress: ProgressCallback, force: set[str],
+         step: StepProgressCallback | None) -> RunResult:
     """The run once its inputs are checked and its folder is locked: the AOIs, then the products."""
     for stale in remove_partial_files(config.run_dir):
         log.info("removed %s, left half-written by an interrupted run", stale)
@@ -176,6 +181,9 @@ def _run(config: PipelineConfig, aois: gpd.GeoDataFrame, scenes: list, points: g
     context = _RunContext(config, scenes, points, {i["path"]: i["sha256"] for i in inputs}, ledger,
                           provenance.StageStamps(config.run_dir), force, progress, result)
     jobs = [_job(config, aoi, aois.crs, event_table, out) for _, aoi in aois.iterrows()]
+    if step is not None:
+        jobs = [replace(job, step=lambda stage, done, total, unit, aoi_id=job.aoi_id: step(aoi_id, stage, done, total,
+                                                                                         unit)) for job in jobs]
     with dask_client(config.dask, scheduler) as cluster:
         log.info("running on %s", cluster.description)
         if cluster.dashboard:
@@ -387,7 +395,8 @@ class _RunContext:
                                    outline=job.geometry.to_wkt().tolist(), upstream=self._upstream(job.aoi_id, *upstream))
         self.stage(job, "video", key, lambda: make_timelapse(
             self.config, job.aoi, composites, class_map, job.events, class_area=class_area, geometry=job.geometry,
-            out=job.out), upstream={name: self.stamps.read(job.aoi_id, name)["key"] for name in upstream})
+            out=job.out, progress=lambda done, total: job.report("video", done, total, "frames")),
+            upstream={name: self.stamps.read(job.aoi_id, name)["key"] for name in upstream})
 
     # ----------------------------------------------------------------------------- run-level products
     def products(self, event_records: pd.DataFrame | None, event_table: pd.DataFrame) -> None:

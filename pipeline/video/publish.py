@@ -71,7 +71,8 @@ def subtitles_srt(captions: Sequence[str], spans: Sequence[tuple[int, int]], *, 
 def chapters(timing: Timing, n_periods: int, *, opening: str, captions: Sequence[str],
              spans: Sequence[tuple[int, int]], credits: str = "Credits") -> list[Chapter]:
     """00:00 `opening`, then one chapter at each caption (captions starting in the same second
-    share one), then `credits` at the outro card (if there is one)."""
+    share one), then `credits` at the outro card where it lasts the 10 s of a YouTube chapter (a
+    shorter card belongs to the chapter before it)."""
     found = [Chapter(0, opening)]
     for start, text in sorted(zip((s for s, _ in spans), captions)):
         second = _ceil_seconds(start, timing.fps)
@@ -81,9 +82,10 @@ def chapters(timing: Timing, n_periods: int, *, opening: str, captions: Sequence
             found[-1] = Chapter(second, title)
         else:
             found.append(Chapter(second, text))
-    if timing.outro_frames:
+    if timing.outro_frames:  # a chapter of its own only if YouTube would keep it (>= 10 s)
         second = _ceil_seconds(timing.outro_start(n_periods), timing.fps)
-        if second > found[-1].seconds:
+        end = timing.frame_count(n_periods) / timing.fps
+        if second > found[-1].seconds and end - second >= YOUTUBE_MIN_CHAPTER_SECONDS:
             found.append(Chapter(second, credits))
     return found
 

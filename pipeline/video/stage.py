@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -31,7 +31,8 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.results import OutputLayout
 
-__all__ = ["make_timelapse", "event_markers", "outline_pixels", "ground_pixel_size_m", "video_captions"]
+__all__ = ["make_timelapse", "event_markers", "outline_pixels", "ground_pixel_size_m", "video_captions",
+           "subtitle_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,14 @@ def _stretch(rgb: xr.Dataset, percentiles) -> tuple[float, float]:
 
 def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Dataset, class_map: xr.DataArray | None,
            aoi_events: pd.DataFrame, *, class_area: pd.DataFrame | None, geometry: gpd.GeoSeries,
-           out: OutputLayout) -> dict:
+           out: OutputLayout, progress: Callable[[int, int], None] | None = None) -> dict:
     """The time-lapse MP4, its poster, subtitles and youtube.txt; returns what the manifest records.
 
     Without a class map (no classify section) the video shows the composites alone: no land-cover
     panel, legend or area chart. In public mode (`public.enabled`) everything shown or written comes from
     the generalised events (`pipeline.events.generalise_events`: community and site names withheld,
-    points on the grid), and the free texts (title, subtitle, credits) have those names withheld too."""
+    points on the grid), and the free texts (title, subtitle, credits) have those names withheld too.
+    `progress(done, total)`: frames encoded so far."""
     settings, aoi_id = config.video, aoi["aoi_id"]
     public = config.public.enabled
 
@@ -131,11 +133,13 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
 
     timing = Timing(fps=settings.fps, seconds_per_period=settings.seconds_per_period,
                            crossfade_seconds=settings.crossfade_seconds, intro_seconds=settings.intro_seconds,
-                           outro_seconds=settings.outro_seconds, caption_seconds=settings.caption_seconds)
+                           outro_seconds=settings.outro_seconds, caption_seconds=settings.caption_seconds,
+                           last_period_seconds=settings.last_period_seconds)
     video_scene = scene(settings.size)
     path = out.video(aoi_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    n_frames = write_timelapse(video_scene, timing, path, preset=settings.x264_preset, crf=settings.crf)
+    n_frames = write_timelapse(video_scene, timing, path, preset=settings.x264_preset, crf=settings.crf,
+                               progress=progress)
     io.note_written(path)
 
     texts = [text for _, text in captions]
@@ -156,10 +160,16 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     io.write_bytes(publish.youtube_text(title=f"{title}: land-cover change {years} (time-lapse)", summary=summary,
                                         captions=texts, sources=sources, found=found, notes=problems).encode(),
                    out.youtube(aoi_id))
-    io.write_bytes(publish.subtitles_srt(texts, spans, fps=settings.fps).encode(), out.subtitles(aoi_id))
+    details = subtitle_texts(aoi_events, periods, public=public)
+    cues = [(text, span) for text, span in zip(details, spans) if text]
+    if cues:
+        io.write_bytes(publish.subtitles_srt([t for t, _ in cues], [s for _, s in cues], fps=settings.fps).encode(),
+                       out.subtitles(aoi_id))
+    else:  # nothing the frames do not already say: no subtitles (and none left from an earlier run)
+        out.subtitles(aoi_id).unlink(missing_ok=True)
     io.write_bytes(publish.png_bytes(publish.poster_frame(scene(publish.POSTER_SIZE))), out.poster(aoi_id))
     return {"frames": n_frames, "size": list(settings.size), "fps": settings.fps,
-            "duration_s": round(n_frames / settings.fps, 3), "captions": len(texts),
+            "duration_s": round(n_frames / settings.fps, 3), "captions": len(texts), "subtitles": len(cues),
             "chapters": [f"{c.timestamp} {c.title}" for c in found], "chapter_problems": problems}
 
 
@@ -169,7 +179,27 @@ _BAND_LABELS = {"blue": "Blue", "green": "Green", "red": "Red", "nir": "NIR", "s
 def video_captions(aoi_events: pd.DataFrame, periods: list[Period], *, public: bool) -> list[tuple[int, str]]:
     """(period index, caption) per event: at the first period that ends on or after the event's start
     (events before the series show at its start; events after it are left out), ordered by period."""
-    captions = []
+    return [(index, _caption_text(event, public=public)) for index, event in _captioned_events(aoi_events, periods)]
+
+
+def subtitle_texts(aoi_events: pd.DataFrame, periods: list[Period], *, public: bool) -> list[str]:
+    """Per caption of `video_captions` (same order), what the frame does not say: the event's type and
+    its source (the source left out where `public`); "" where there is nothing to add. The burned-in
+    caption is not repeated: a viewer with subtitles on would read it twice."""
+    texts = []
+    for _, event in _captioned_events(aoi_events, periods):
+        parts = []
+        if isinstance(event.get("event_type"), str) and event["event_type"].strip():
+            parts.append(event["event_type"].strip()[:1].upper() + event["event_type"].strip()[1:])
+        if not public and isinstance(event.get("source"), str) and event["source"].strip():
+            parts.append(f"Source: {event['source'].strip()}")
+        texts.append(". ".join(parts))
+    return texts
+
+
+def _captioned_events(aoi_events: pd.DataFrame, periods: list[Period]) -> list[tuple[int, pd.Series]]:
+    """(period index, event) of the events shown, ordered by period (stable)."""
+    shown = []
     for _, event in aoi_events.iterrows():
         span = event_span(event)
         if span is None:
@@ -181,9 +211,12 @@ def video_captions(aoi_events: pd.DataFrame, periods: list[Period], *, public: b
             log.info("event %r (%s) is after the last period %s: no caption", event["event_id"], start.date(),
                      periods[-1].id)
             continue
-        text = event_caption(event, public=public)
-        captions.append((index, re.sub(r"^(\d{4})-(\d{4})", "\\1\u2013\\2", text)))
-    return sorted(captions, key=lambda c: c[0])
+        shown.append((index, event))
+    return sorted(shown, key=lambda c: c[0])
+
+
+def _caption_text(event: pd.Series, *, public: bool) -> str:
+    return re.sub(r"^(\d{4})-(\d{4})", "\\1\u2013\\2", event_caption(event, public=public))
 
 
 def _decimal_year(day) -> float:
