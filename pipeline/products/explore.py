@@ -26,7 +26,7 @@ import xarray as xr
 
 from pipeline import classify, events, io
 from pipeline.classify import sampling
-from pipeline.ingest import aoi_mask, aoi_stack, list_sources, pixel_area_ha, read_aois
+from pipeline.ingest import aoi_mask, aoi_stack, list_sources, pixel_area_ha
 from pipeline.products import exports
 from pipeline.config import ClassDef, PipelineConfig
 from pipeline.errors import InputError
@@ -76,9 +76,10 @@ def run_config(run: RunOutputs) -> PipelineConfig:
 
 def aoi_geometry(config: PipelineConfig, aoi_id: str) -> gpd.GeoSeries:
     """The AOI's polygon as the run clipped to it (with `aoi.buffer_m`), a one-row GeoSeries."""
-    aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
+    aois = events.configured_aois(config)
     if aoi_id not in set(aois["aoi_id"]):
-        raise InputError(f"{config.aoi.path}: no AOI {aoi_id!r}; ids are {sorted(aois['aoi_id'])}")
+        raise InputError(f"{config.aoi.path or config.events.path}: no AOI {aoi_id!r}; ids are "
+                         f"{sorted(aois['aoi_id'])}")
     geometry = gpd.GeoSeries(aois.loc[aois["aoi_id"] == aoi_id].geometry.values, crs=aois.crs).buffer(0)
     if config.aoi.buffer_m:
         geometry = geometry.to_crs(geometry.estimate_utm_crs()).buffer(config.aoi.buffer_m)

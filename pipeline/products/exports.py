@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.events.captions import KIND_NAMES, ZONE_LINKS, event_caption, event_when, zone_name
 from pipeline.events.public import WITHHELD
+from pipeline.events.records import event_kind
+from pipeline.events.zones import IMPACT_ZONE, KIND_ZONES
 from pipeline.io import atomic_path
 
 __all__ = ["INDICATORS", "effects_by_indicator", "effects_figure", "spss_table", "kumu_network", "write_sav"]
@@ -49,7 +52,7 @@ def effects_figure(summary: pd.DataFrame, indicator: str, *, zone: str, class_na
     ax.barh(labels, rows["mean_effect_ha"], color=["#b2182b" if v < 0 else "#2166ac" for v in rows["mean_effect_ha"]])
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"mean BACI effect on {class_name} (ha)")
-    ax.set_title(f"{class_name} at the {zone.replace('_', ' ')}, by {indicator.replace('_', ' ')}")
+    ax.set_title(f"{class_name} in the {zone_name(zone)}, by {indicator.replace('_', ' ')}")
     figure.tight_layout()
     return figure
 
@@ -98,17 +101,22 @@ def spss_table(baci: pd.DataFrame, events: pd.DataFrame,
             table[column] = table[column].astype(object).where(table[column].notna(), "")
     labels = {_spss_name(c): label for c, label in _SPSS_LABELS.items() if _spss_name(c) in table.columns}
     value_labels = {
-        "zone": {float(i): z.replace("_", " ") for z, i in zones.items()},
+        "zone": {float(i): zone_name(z) for z, i in zones.items()},
         "class_code": {float(code): name for code, name in class_names.items()},
         "lifecycle_stage": {float(i): s for s, i in stages.items()},
     }
     return table, labels, value_labels
 
 
-def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence[tuple[str, str]]) -> dict:
-    """A Kumu map: elements for mines, companies, events, communities and resettlement sites; connections
-    company->mine, mine->event, event->community and event->site carrying the BACI effects named in
-    `headline` ((zone, class name) pairs, e.g. ("origin_community", "built-up"))."""
+def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence[tuple[str, str]],
+                 public: bool = False) -> dict:
+    """A Kumu map: elements for mines, companies, events and the places the events moved people from and
+    to, in the words of each event's type (community and resettlement site, old town and new town);
+    connections company->mine, mine->event (labelled with what happened and when; a disaster's impact
+    zone effects on it), event->community ("displaced from") and event->site ("resettled to"), or
+    "relocated from" / "relocated to" for a town, carrying the BACI effects named in `headline`
+    ((zone, class name) pairs, e.g. ("origin_community", "built-up")). Each event's `description` is its
+    caption; `public` leaves the names out of it."""
     elements: dict[str, dict] = {}
     connections = []
 
@@ -117,26 +125,34 @@ def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence
         elements.setdefault(key, {"label": key, "type": kind} | {k: v for k, v in attributes.items() if _given(v)})
         return key
 
+    def effects_of(zone: str, effects: pd.DataFrame) -> dict:
+        return {f"effect_ha_{name}".replace(" ", "_").replace("/", "_"): _plain(row["effect_ha"])
+                for z, name in headline if z == zone
+                for _, row in effects[(effects["zone"] == zone) & (effects["class_name"] == name)].iterrows()}
+
     for _, event in events.iterrows():
+        kind = event_kind(event.get("event_type"))
         mine = element(str(event.get("mine") or event.get("aoi_id") or event["event_id"]), "mine",
                        commodity=event.get("commodity"), country=event.get("country"))
-        node = element(str(event["event_id"]), "event", **{k: _plain(event.get(k)) for k in (
-            *INDICATORS, "year_start", "year_end", "displaced_count", "displaced_unit_kind")})
+        node = element(str(event["event_id"]), "event", description=event_caption(event, public=public),
+                       **{k: _plain(event.get(k)) for k in (*INDICATORS, "year_start", "year_end", "event_start",
+                                                            "event_end", "displaced_count", "displaced_unit_kind")})
         if _given(event.get("company")):
             connections.append({"from": element(str(event["company"]), "company"), "to": mine,
                                 "type": "operates"})
-        connections.append({"from": mine, "to": node, "type": "caused"})
         effects = baci[(baci["event_id"] == event["event_id"]) & (baci["status"] == "ok")]
-        for zone, column, kind, verb in (("origin_community", "origin_community", "community", "displaced from"),
-                                         ("resettlement_site", "resettlement_site", "resettlement site",
-                                          "resettled to")):
+        when = event_when(event)
+        connections.append({"from": mine, "to": node, "type": "caused",
+                            "label": f"{KIND_NAMES[kind]}{f' ({when})' if when else ''}"}
+                           | effects_of(IMPACT_ZONE, effects))
+        listed, located = KIND_ZONES[kind]
+        for zone in (z for z in (*listed, *located) if z in ZONE_LINKS):  # (the impact zone is on mine->event)
+            element_kind, verb, column = ZONE_LINKS[zone]
             if not _given(event.get(column)):
                 continue
-            label = str(event[column]) if event[column] != WITHHELD else f"{kind} of {event['event_id']}"
-            attributes = {f"effect_ha_{name}".replace(" ", "_").replace("/", "_"): _plain(row["effect_ha"])
-                          for z, name in headline if z == zone
-                          for _, row in effects[(effects["zone"] == zone) & (effects["class_name"] == name)].iterrows()}
-            connections.append({"from": node, "to": element(label, kind), "type": verb} | attributes)
+            label = str(event[column]) if event[column] != WITHHELD else f"{element_kind} of {event['event_id']}"
+            connections.append({"from": node, "to": element(label, element_kind), "type": verb}
+                               | effects_of(zone, effects))
     return {"elements": list(elements.values()), "connections": connections}
 
 

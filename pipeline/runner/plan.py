@@ -14,8 +14,8 @@ from shapely.geometry import box
 from pipeline.composite.periods import Period, scene_indices
 from pipeline.composite.stage import configured_periods
 from pipeline.config import PipelineConfig
-from pipeline.events import link_events, mixed_periods, normalise_events, read_events
-from pipeline.ingest import ListedSource, list_sources, read_aois
+from pipeline.events import configured_aois, link_events, mixed_periods, normalise_events, read_events
+from pipeline.ingest import ListedSource, list_sources
 from pipeline.ingest.stac import search_items
 
 __all__ = ["AoiPlan", "period_plans"]
@@ -41,14 +41,12 @@ class AoiPlan:
 def period_plans(config: PipelineConfig) -> list[AoiPlan]:
     """Per AOI of the config: the acquisitions whose footprint meets the AOI (file headers or STAC items,
     no pixels) and the periods of `composite.period` with their number of acquisitions."""
-    aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
-    if config.aoi.ids is not None:
-        aois = aois[aois["aoi_id"].isin(config.aoi.ids)]
+    records = normalise_events(read_events(config.events.path)) if config.events is not None else None
+    aois = configured_aois(config, records)
     listed = list_sources(config.ingest, config.cloud_mask,
                           scenes_glob=config.scenes_glob if config.ingest.scenes else None)
     events = pd.DataFrame()
-    if config.events is not None:
-        records = normalise_events(read_events(config.events.path))
+    if records is not None:
         events = link_events(records, aois, how=config.events.link, distance_m=config.events.link_distance_m)
     plans = []
     for _, aoi in aois.iterrows():
