@@ -153,12 +153,13 @@ def aois(
     except OSError as err:
         _fail(InputError(f"{path}: cannot write the AOIs ({err.strerror or err}) (--out)"))
     unplaced = unplaced_events(records)
-    lines = [f"{len(made)} AOI(s) for {int(made['n_events'].sum())} of {len(records)} event record(s) "
-             f"(radius {settings.aoi.from_events.radius_m:g} m, margin {settings.aoi.from_events.margin_m:g} m): {path}"]
+    source = settings.aoi.from_events
+    lines = [(f"{len(made)} AOI(s) for {int(made['n_events'].sum())} of {len(records)} event record(s) "
+              f"(radius {source.radius_m:g} m, margin {source.margin_m:g} m): {path}")]
     lines += [f"  {row.aoi_id:<32} {row.n_events} event(s): {row.event_ids}" for row in made.itertuples()]
     if len(unplaced):
         lines.append(f"no AOI for {len(unplaced)} record(s) without a mine point (mine_lat, mine_lon): "
-                     + ", ".join(unplaced["event_id"]))
+                     f"{', '.join(unplaced['event_id'])}")
     lines.append(f"to edit them: open {path} in QGIS, then set aoi: {{path: {path}}} in the config")
     typer.echo("\n".join(lines))
 

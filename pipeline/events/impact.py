@@ -110,10 +110,9 @@ def impact_table(event: pd.Series, class_map: xr.DataArray, zone_masks: dict[str
     base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"], **_dates(event), **_listed(found),
             "impact_classes": ";".join(str(code) for code in impact_classes)}
     rows = []
-    for zone in footprints:
+    for zone, footprint in footprints.items():
         effect = effects[(effects["zone"] == zone)]
         row = effect[effect["class_code"] == _IMPACT]
-        footprint = footprints[zone]
         changed = float((footprint == 1).sum()) * pixel_area_ha if footprint is not None else np.nan
         if row.empty:  # skipped, or not analysable: say why
             rows.append(base | {"zone": zone, "footprint_ha": changed, "status": effect["status"].iloc[0]})

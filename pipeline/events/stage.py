@@ -138,9 +138,9 @@ def event_tables(config: PipelineConfig, event: pd.Series, class_map: xr.DataArr
 
     metrics = events.event_metrics_table(event, computed["counts"], config.classes, pixel_area_ha=area_ha,
                                          window=window)
-    common = dict(pixel_area_ha=area_ha, window=window, block_size_m=settings.block_size_m,
-                  n_bootstrap=settings.n_bootstrap, seed=settings.random_state, error_matrix=error_matrix,
-                  periods=periods, classified=classified)
+    common = {"pixel_area_ha": area_ha, "window": window, "block_size_m": settings.block_size_m,
+              "n_bootstrap": settings.n_bootstrap, "seed": settings.random_state, "error_matrix": error_matrix,
+              "periods": periods, "classified": classified}
     baci = events.baci_effects(event, values, masks, config.classes, **common)
 
     impact, footprints = pd.DataFrame(columns=IMPACT_COLUMNS), {}
