@@ -75,9 +75,10 @@ def unit_kind(unit: object) -> str | None:
 
 def event_kind(event_type: object) -> str:
     """resettlement / town_relocation / disaster from the record's `event_type` (case and spacing aside);
-    "other" for any other type and for none."""
-    if not isinstance(event_type, str):
-        return "other"
+    "other" for any other type. A record without a type (no column, or empty) is a planned resettlement,
+    as tables without the column have always been read."""
+    if not isinstance(event_type, str) or not event_type.strip():
+        return "resettlement"
     text = " ".join(event_type.lower().split())
     return EVENT_KINDS.get(text, text if text in EVENT_KINDS.values() else "other")
 

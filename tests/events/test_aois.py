@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import SAFE_NAME, load_config
-from pipeline.events import aois_from_events, normalise_events, read_events, unplaced_events
+from pipeline.events import aois_from_events, configured_aois, link_events, normalise_events, read_events, unplaced_events
 from pipeline.ingest import read_aois
 
-from conftest import DATA
+from conftest import DATA, ROOT
 
 REAL_EVENTS = DATA / "resettlement_events" / "events.csv"
 
@@ -79,3 +79,16 @@ def test_aoi_needs_a_path_or_from_events(tmp_path):
     config.write_text("run_name: db\naoi: {id_field: aoi_id}\ningest: {scenes: 'scenes/*.tif'}\n")
     result = CliRunner().invoke(app, ["validate", str(config)])
     assert result.exit_code == 2 and "give either path" in result.output
+
+
+def test_the_database_config_makes_an_aoi_for_every_linkable_record():
+    """configs/resettlement_database.yaml loads (not run: no imagery); each record with a mine point links to
+    exactly the AOI made for it, and its control ring fits inside that AOI."""
+    config = load_config(ROOT / "configs" / "resettlement_database.yaml")
+    records = normalise_events(read_events(config.events.path))
+    aois = configured_aois(config, records)
+    linked = link_events(records, aois, how=config.events.link, distance_m=config.events.link_distance_m)
+    assert len(aois) == 21 and sorted(linked["event_id"]) == sorted(records["event_id"][records["allows_link_spatial"]])
+    made_for = {e: a for a, ids in zip(aois["aoi_id"], aois["event_ids"]) for e in ids.split(";")}
+    assert all(made_for[e] == a for e, a in zip(linked["event_id"], linked["aoi_id"]))
+    assert config.events.control_outer_m < config.aoi.from_events.radius_m

@@ -49,6 +49,8 @@ def test_a_dated_disaster_and_an_unknown_type():
     strike = pd.Series({"event_id": "x", "event_type": "forced eviction", "year_start": 2011,
                         "displaced_count": 40, "displaced_unit": "households"})
     assert event_caption(strike) == "2011: forced eviction: 40 households displaced"
+    untyped = pd.Series({"event_id": "y", "year_start": 2011, "displaced_count": 40, "displaced_unit": "households"})
+    assert event_caption(untyped) == "2011: 40 households resettled"  # no type: a planned resettlement, as before
 
 
 def test_subtitles_and_youtube_text_say_what_happened(records):
