@@ -17,7 +17,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from pipeline import __version__
 from pipeline.config import config_schema, load_config
-from pipeline.errors import PipelineError, as_pipeline_error
+from pipeline.errors import ConfigError, InputError, PipelineError, as_pipeline_error
 
 
 class _CleanHelp:
@@ -225,6 +225,42 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config file", met
                   for period, count in plan.periods]
         lines += [f"    warning: {text}" for text in plan.warnings]
     lines.append(f"{config}: ok (run {settings.run_name!r}, outputs in {settings.run_dir})")
+    typer.echo("\n".join(lines))
+
+
+@app.command(cls=_Command)
+def aois(
+    config: Annotated[Path, typer.Argument(help="YAML config file with aoi.from_events", metavar="CONFIG")],
+    out: Annotated[Path | None, typer.Option(help="GeoPackage to write (default: RUN_DIR/aois.gpkg)", metavar="FILE")] = None,
+) -> None:
+    """Write the AOIs that aoi.from_events makes (one per mine of the events table) as a GeoPackage, to edit
+    in QGIS and give back as aoi.path."""
+    from pipeline import io
+    from pipeline.events import configured_aois, normalise_events, read_events, unplaced_events
+
+    try:
+        settings = load_config(config)
+        if settings.aoi.from_events is None:
+            raise ConfigError(f"{config}: aoi has a path ({settings.aoi.path}), not from_events; set aoi.from_events "
+                              "(e.g. from_events: {radius_m: 10000}) to make one AOI per mine of the events table")
+        records = normalise_events(read_events(settings.events.path))
+        made = configured_aois(settings, records)
+        path = out or settings.run_dir / "aois.gpkg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        io.write_gpkg(made, path, layer="aois")
+    except PipelineError as err:
+        _fail(err)
+    except OSError as err:
+        _fail(InputError(f"{path}: cannot write the AOIs ({err.strerror or err}) (--out)"))
+    unplaced = unplaced_events(records)
+    source = settings.aoi.from_events
+    lines = [(f"{len(made)} AOI(s) for {int(made['n_events'].sum())} of {len(records)} event record(s) "
+              f"(radius {source.radius_m:g} m, margin {source.margin_m:g} m): {path}")]
+    lines += [f"  {row.aoi_id:<32} {row.n_events} event(s): {row.event_ids}" for row in made.itertuples()]
+    if len(unplaced):
+        lines.append(f"no AOI for {len(unplaced)} record(s) without a mine point (mine_lat, mine_lon): "
+                     f"{', '.join(unplaced['event_id'])}")
+    lines.append(f"to edit them: open {path} in QGIS, then set aoi: {{path: {path}}} in the config")
     typer.echo("\n".join(lines))
 
 

@@ -84,11 +84,28 @@ DEFAULT_CLASSES: tuple[ClassDef, ...] = (
 )
 
 
+class AoisFromEventsConfig(Strict):
+    """One AOI per mine of the events table (`midr aois CONFIG` writes them as a GeoPackage to edit)."""
+
+    radius_m: float = Field(10000.0, gt=0, description="disc around the mine point")
+    margin_m: float = Field(2000.0, ge=0, description="the AOI grows to hold each event's origin and site points "
+                            "(and outlines) with this margin; at least events.zone_radius_m")
+
+
 class AoiConfig(Strict):
-    path: ConfigPath
+    path: ConfigPath | None = Field(None, description="vector file of mine areas, one polygon per mine")
+    from_events: AoisFromEventsConfig | None = Field(
+        None, description="instead of path: one AOI per mine of the events table (events.path)")
     id_field: str = "aoi_id"
     buffer_m: float = Field(0.0, ge=0, description="grow each AOI polygon by this many metres before clipping")
     ids: list[str] | None = Field(None, description="run only these AOI ids (default: all features)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AoiConfig":
+        if (self.path is None) == (self.from_events is None):
+            raise ValueError("give either path (a vector file of mine areas) or from_events (e.g. "
+                             "from_events: {radius_m: 10000}: one AOI per mine of the events table)")
+        return self
 
 
 IngestBand = Literal["blue", "green", "red", "nir", "swir1", "swir2", "ndvi", "evi"]
@@ -567,6 +584,13 @@ class EventsConfig(Strict):
                                     "before the event (rapid events with periods of scenes or months)")
     days_after: int | None = Field(None, ge=1, description="after window: the periods that start within N days "
                                    "after the event")
+    impact_radius_m: float = Field(2000.0, gt=0, description="disaster displacement (and other types): the impact "
+                                   "zone, a disc of this radius around the mine point (or the record's impact_wkt)")
+    impact_classes: list[int] = Field(
+        default_factory=lambda: [1, 6], description="class codes an area turns into when a disaster strikes "
+                                                    "(bare ground, mud, water; default: water, bare ground & mining)")
+    impact_min_area_ha: float = Field(0.5, ge=0, description="impact footprint: patches smaller than this are "
+                                      "classification speckle and left out")
     control_inner_m: float = Field(3000.0, ge=0, description="control ring around the mine point: inner radius")
     control_outer_m: float = Field(6000.0, gt=0, description="control ring: outer radius")
     block_size_m: float = Field(150.0, gt=0, description="side of the spatial blocks of the bootstrap")
@@ -750,6 +774,24 @@ class PipelineConfig(Strict):
         if len(set(codes)) != len(codes):
             raise ValueError(f"class codes must be unique, got {codes}")
         return classes
+
+    @model_validator(mode="after")
+    def _events_settings(self) -> "PipelineConfig":
+        if self.aoi.from_events is not None:
+            if self.events is None:
+                raise ValueError("aoi.from_events makes the AOIs from the events table: add an events section "
+                                 "(events.path)")
+            if self.aoi.from_events.margin_m < self.events.zone_radius_m:
+                raise ValueError(f"aoi.from_events.margin_m ({self.aoi.from_events.margin_m:g}) is less than "
+                                 f"events.zone_radius_m ({self.events.zone_radius_m:g}): the AOI's edge would cut "
+                                 "the zones around the origin and site points")
+        if self.events is not None:
+            missing = sorted(set(self.events.impact_classes) - {c.code for c in self.classes})
+            if missing:
+                raise ValueError(f"events.impact_classes: {missing} not in the class schema (codes "
+                                 f"{[c.code for c in self.classes]}); list the classes a disaster leaves "
+                                 "(bare ground, mud, water)")
+        return self
 
     @property
     def run_dir(self) -> Path:

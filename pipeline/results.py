@@ -6,7 +6,7 @@
     outputs/<run_name>/<aoi_id>/metrics/class_area.csv
     outputs/<run_name>/<aoi_id>/metrics/transitions.csv
     outputs/<run_name>/<aoi_id>/metrics/accuracy.json
-    outputs/<run_name>/<aoi_id>/events/event_metrics.csv
+    outputs/<run_name>/<aoi_id>/events/event_metrics.csv, baci.csv, impact.csv, event_zones.gpkg
     outputs/<run_name>/<aoi_id>/video/<aoi_id>.mp4
 
 AOI and event ids name folders and files, so they follow a safe-name rule (`check_id`): letters,
@@ -149,6 +149,20 @@ class OutputLayout:
 
     def event_zones(self, aoi_id: str) -> Path:
         return self._aoi_path(aoi_id, "events", "event_zones.gpkg")
+
+    def impact(self, aoi_id: str) -> Path:
+        """Disasters (and other types measured as an impact): the area changed into bare ground, mud or
+        water after the event, and its BACI effect against the control ring."""
+        return self.aoi_dir(aoi_id) / "events" / "impact.csv"
+
+    def impact_footprints(self, aoi_id: str) -> Path:
+        """The impact footprint of each event of the AOI as one (multi)polygon (GeoPackage)."""
+        return self.aoi_dir(aoi_id) / "events" / "impact_footprints.gpkg"
+
+    def impact_footprint(self, aoi_id: str, event_id: str) -> Path:
+        """COG, uint8: 1 = changed into an impact class after the event, 0 = not, 255 = outside the impact
+        zone or not observed before and after; it covers the event's zones."""
+        return self.aoi_dir(aoi_id) / "events" / f"impact_{event_id}.tif"
 
     def transitions_first_last(self, aoi_id: str) -> Path:
         return self._aoi_path(aoi_id, "metrics", "transitions_first_last.csv")
@@ -318,6 +332,9 @@ class RunOutputs:
 
     def baci(self, aoi_id: str) -> pd.DataFrame:
         return read_table(self.layout.baci(aoi_id))
+
+    def impact(self, aoi_id: str) -> pd.DataFrame:
+        return read_table(self.layout.impact(aoi_id))
 
     def accuracy(self, aoi_id: str) -> dict:
         return json.loads(self.layout.accuracy(aoi_id).read_text())

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from rasterio.features import geometry_mask
 from rasterio.windows import from_bounds
+
+from pipeline import events
 
 from pipeline.change import NO_CHANGE
 from pipeline.config import load_config
@@ -41,8 +46,22 @@ def _run(pair, run_name: str, **overrides):
     return open_run(config.run_dir)
 
 
-def test_one_period_per_scene_shows_the_mudflow_only_after_the_event(pair):
-    run = _run(pair, "by_scene")
+@pytest.fixture(scope="module")
+def by_scene(pair):
+    return _run(pair, "by_scene")
+
+
+def _truth_on(pair, bounds) -> dict:
+    """The truth class maps on the output grid (the AOI is inset from the scenes' edges)."""
+    truth = {}
+    for day in PAIR_DATES:
+        with rasterio.open(pair / "data" / "pair" / "truth" / f"{day.isoformat()}.tif") as src:
+            truth[day] = src.read(1, window=from_bounds(*bounds, transform=src.transform))
+    return truth
+
+
+def test_one_period_per_scene_shows_the_mudflow_only_after_the_event(pair, by_scene):
+    run = by_scene
     assert run.periods("pair_mine") == [d.isoformat() for d in PAIR_DATES]
     with rasterio.open(run.layout.class_map("pair_mine", "2019-01-30")) as src:
         assert src.tags()["PERIOD_START"] == "2019-01-30" and src.tags()["PERIOD_LABEL"] == "30 Jan 2019"
@@ -50,10 +69,7 @@ def test_one_period_per_scene_shows_the_mudflow_only_after_the_event(pair):
         first_change = src.read(1)
         assert src.tags()["PERIOD_2"] == "2019-01-30"
         bounds = src.bounds
-    truth = {}
-    for day in PAIR_DATES:  # the truth on the output grid (the AOI is inset from the scenes' edges)
-        with rasterio.open(pair / "data" / "pair" / "truth" / f"{day.isoformat()}.tif") as src:
-            truth[day] = src.read(1, window=from_bounds(*bounds, transform=src.transform))
+    truth = _truth_on(pair, bounds)
     mud = (truth[PAIR_DATES[0]] != 6) & (truth[PAIR_DATES[1]] == 6)
     observed = first_change != 65535  # clouds in the second scene leave pixels seen once
     assert (first_change[mud & observed] == 2).mean() > 0.9   # the mudflow: changed in the second period
@@ -67,6 +83,39 @@ def test_one_period_per_scene_shows_the_mudflow_only_after_the_event(pair):
     control = metrics[metrics["zone"] == "control"].iloc[0]
     assert (control["periods_before"], control["periods_after"]) == ("2019-01-14", "2019-01-30")  # 30 days each side
     assert pd.isna(control["periods_during"])  # no period holds 25 January
+
+
+def test_the_disaster_is_measured_in_its_impact_zone_against_the_truth(pair, by_scene):
+    """The mudflow (bare ground) in the impact zone around the dam: the BACI effect of the impact classes
+    within 10 % of the truth, its 95 % interval holding it; the footprint as a COG and a polygon."""
+    run = by_scene
+    impact = run.impact("pair_mine").iloc[0]
+    with rasterio.open(run.layout.impact_footprint("pair_mine", "pair_dam_failure")) as src:
+        footprint, bounds, transform, crs = src.read(1), src.bounds, src.transform, src.crs
+        assert src.nodata == 255 and src.tags()["EVENT_ID"] == "pair_dam_failure"
+    truth = _truth_on(pair, bounds)
+    zone = events.event_zones(events.normalise_events(events.read_events(pair / "data" / "pair" / "events.csv"))
+                              .iloc[0], radius_m=200, control_inner_m=1500, control_outer_m=1750,
+                              crs=crs,
+                              impact_radius_m=1200)["impact"]
+    in_zone = ~geometry_mask(zone.geometry, out_shape=footprint.shape, transform=transform)
+    before, after = truth[PAIR_DATES[0]], truth[PAIR_DATES[1]]
+    mud = in_zone & ~np.isin(before, [1, 6]) & np.isin(after, [1, 6])  # nothing else changes: the truth
+    true_ha = mud.sum() * 0.09
+    assert impact["status"] == "ok" and impact["zone"] == "impact"
+    assert impact["effect_ha"] == pytest.approx(true_ha, rel=0.10)
+    assert impact["ci95_low_ha"] <= true_ha <= impact["ci95_high_ha"]
+    assert ((footprint == 1) & mud).sum() / mud.sum() > 0.85  # the footprint finds the mudflow
+    assert impact["footprint_ha"] == pytest.approx(true_ha, rel=0.15)
+    outlines = gpd.read_file(run.layout.impact_footprints("pair_mine"))
+    assert outlines.to_crs(crs).area.sum() / 1e4 == pytest.approx(impact["footprint_ha"], rel=0.01)
+    # the words: a disaster, dated, not "people resettled"
+    caption = "25 Jan 2019: disaster, people displaced from Village B (synthetic)"
+    video = run.layout.aoi_dir("pair_mine") / "video"
+    assert caption in (video / "pair_mine.srt").read_text()
+    youtube = (video / "youtube.txt").read_text()
+    assert f"- {caption}" in youtube and "documented disaster displacement event" in youtube
+    assert "resettled" not in youtube
 
 
 def test_two_named_windows_around_the_event_date(pair):

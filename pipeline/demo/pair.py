@@ -2,9 +2,9 @@
 
 Everything here is SYNTHETIC, like the demo mine (same grid conventions, spectra and sensor model).
 A 120 x 120 px (3.6 km) landscape of grass/shrub with tree patches, a river, a mine pit, the tailings
-pond behind its dam, a village and its fields. Two acquisitions, 16 days apart (14 and 30 January
+pond behind its dam (near the middle of the scene), a village and its fields. Two acquisitions, 16 days apart (14 and 30 January
 2019), frame a dam failure on 25 January 2019: after it, a mudflow (bare ground, class 6) runs from
-the dam down to the river over fields, trees and part of the village. Nothing else changes, so the
+the dam down to the river (about 1 km) over fields, trees and part of the village. Nothing else changes, so the
 truth of the event's effect is known exactly; the second scene has a few clouds (masked).
 
 Written: ``scenes/pair_YYYYMMDD.tif`` (7 bands as the demo's: reflectance x 10000 and the mask band),
@@ -42,22 +42,26 @@ _POINTS_PER_CLASS = 40
 
 
 def _surfaces(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The surface before the failure and the mudflow's extent, both (y, x)."""
+    """The surface before the failure and the mudflow's extent, both (y, x).
+
+    The dam (the record's mine point) is near the middle, so a disc around it holds the whole mudflow
+    and a control ring around it fits in the scene beyond that disc."""
     n = _N_PX
     rows, cols = np.mgrid[0:n, 0:n].astype(np.float32)
     surface = np.full((n, n), _GRASS, dtype=np.uint8)
     surface[_smooth_field(rng, (n, n), 6.0) > 0.55] = _TREE
-    fields = (_smooth_field(rng, (n, n), 4.0) > 0.2) & (np.hypot(rows - 0.62 * n, cols - 0.62 * n) < 0.22 * n)
+    fields = (_smooth_field(rng, (n, n), 4.0) > 0.0) & (np.hypot(rows - 0.52 * n, cols - 0.6 * n) < 0.2 * n)
     surface[fields] = _CROP
-    surface[np.hypot(rows - 0.6 * n, cols - 0.6 * n) < 0.06 * n] = _BUILT             # the village
-    surface[np.hypot((rows - 0.22 * n) / 1.3, cols - 0.28 * n) < 0.08 * n] = _PIT    # the pit
-    surface[np.hypot(rows - 0.22 * n, (cols - 0.55 * n) / 1.4) < 0.07 * n] = _TAILINGS  # the pond behind its dam
-    river = np.abs(rows - (0.85 * n + 0.03 * n * np.sin(cols / (0.12 * n)))) < 1.6
+    surface[np.hypot(rows - 0.5 * n, cols - 0.64 * n) < 0.055 * n] = _BUILT            # the village
+    surface[np.hypot((rows - 0.2 * n) / 1.3, cols - 0.24 * n) < 0.08 * n] = _PIT     # the pit
+    surface[np.hypot(rows - 0.28 * n, (cols - 0.5 * n) / 1.4) < 0.065 * n] = _TAILINGS  # the pond behind its dam
+    river_row = 0.66 * n + 0.03 * n * np.sin(cols / (0.12 * n))
+    river = np.abs(rows - river_row) < 1.6
     surface[river] = _WATER
     # the mudflow: from the dam (south of the pond) down a valley to the river, widening as it spreads
-    along = np.clip((rows - 0.3 * n) / (0.55 * n), 0, 1)
-    centre = 0.55 * n + 0.06 * n * np.sin(3 * along)
-    mud = (rows > 0.29 * n) & (rows < 0.85 * n - 1.6) & (np.abs(cols - centre) < 0.03 * n + 0.07 * n * along)
+    along = np.clip((rows - 0.35 * n) / (0.3 * n), 0, 1)
+    centre = 0.5 * n + 0.05 * n * np.sin(3 * along)
+    mud = (rows > 0.345 * n) & (rows < river_row - 1.6) & (np.abs(cols - centre) < 0.03 * n + 0.07 * n * along)
     return surface, mud & ~river
 
 
@@ -141,7 +145,7 @@ def _lonlat(transform, row: float, col: float) -> tuple[float, float]:
 
 def _event(transform) -> pd.DataFrame:
     """The failure as a record of the events table: dated, a disaster, no origin or site coordinates."""
-    lon, lat = _lonlat(transform, 0.29 * _N_PX, 0.55 * _N_PX)  # the dam
+    lon, lat = _lonlat(transform, 0.345 * _N_PX, 0.5 * _N_PX)  # the dam
     return pd.DataFrame([{
         "event_id": "pair_dam_failure", "mine": "Pair Mine (synthetic)", "company": "Pair Mining Co. (synthetic)",
         "country": "Mozambique", "iso3": "MOZ", "commodity": "iron ore", "lifecycle_stage": "operation",

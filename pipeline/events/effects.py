@@ -278,6 +278,8 @@ def baci_effects(
     n_bootstrap: int = 1000,
     seed: int = 0,
     error_matrix: np.ndarray | None = None,
+    periods: Sequence[Period] | None = None,
+    classified: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Before-after-control-impact (difference-in-differences) effect per impact zone and class.
 
@@ -285,7 +287,13 @@ def baci_effects(
     window) less the same change in the control zone, in percentage points and in hectares of the
     impact zone. The 95 % interval comes from a spatial block bootstrap: square blocks of
     `block_size_m` are resampled with replacement, separately in the impact and the control zone, so
-    that neighbouring (correlated) pixels move together. `class_map` is computed (period, y, x).
+    that neighbouring (correlated) pixels move together.
+
+    `class_map` (period, y, x), lazy or computed: only the periods of the before and after windows are
+    read from it (a window of a class map holding the zones is enough; the masks are on its grid).
+    `periods`: every period of the series (default: the class map's), for the windows and the status;
+    `classified`: (y, x) bool, pixels classified in any period (default: in any period of `class_map`),
+    which make a zone's hectares.
 
     With an `error_matrix` (sample counts of a design-based accuracy assessment, rows = map class,
     columns = reference class, in the order of `classes`), the map's shares are calibrated to
@@ -294,9 +302,8 @@ def baci_effects(
     sample within each map stratum, so the interval carries the map's classification error too.
     """
     codes = [c.code for c in classes]
-    values = np.asarray(class_map.values)
     nodata = int(class_map.rio.nodata if class_map.rio.nodata is not None else 255)
-    periods = periods_of(class_map)
+    periods = list(periods) if periods is not None else periods_of(class_map)
     found = event_periods(event, periods, window)
     base = {"aoi_id": event.get("aoi_id"), "event_id": event["event_id"], **_dates(event), **_listed(found)}
     control = zone_masks.get("control")
@@ -309,13 +316,16 @@ def baci_effects(
     rows = []
     block_px = max(1, round(block_size_m / abs(class_map.rio.resolution()[0])))
     rng = np.random.default_rng(seed)
+    if status == "ok":  # read the two windows' periods only
+        values = np.asarray(class_map.sel(period=found.before + found.after).values)
+        is_before = np.arange(len(values)) < len(found.before)
+        is_after = ~is_before
+        if classified is None:
+            classified = np.asarray((class_map != nodata).any("period").values)
     for zone, in_zone in impact_zones.items():
         if isinstance(in_zone, str) or status != "ok":
             rows.append(base | {"zone": zone, "status": in_zone if isinstance(in_zone, str) else status})
             continue
-        ids = [p.id for p in periods]
-        is_before = np.isin(ids, found.before)
-        is_after = np.isin(ids, found.after)
         sums = {(name, window): _block_window_counts(values, mask, codes, flags, block_px=block_px, nodata=nodata)
                 for name, mask in (("impact", in_zone), ("control", control))
                 for window, flags in (("before", is_before), ("after", is_after))}
@@ -335,7 +345,7 @@ def baci_effects(
             boot = {name: np.einsum("bc,bcd->bd", change_, redrawn) for name, change_ in boot.items()}
         # shares come from the classified pixels of each period; hectares refer to the whole zone (its
         # pixels classified in any period), so a cloudy year does not shrink the effect
-        impact_ha = float((in_zone & (values != nodata).any(axis=0)).sum()) * pixel_area_ha
+        impact_ha = float((in_zone & classified).sum()) * pixel_area_ha
         effect_boot = (boot["impact"] - boot["control"]) * impact_ha
         low, high = np.nanpercentile(effect_boot, [2.5, 97.5], axis=0)
         control_low, control_high = np.nanpercentile(boot["control"] * 100, [2.5, 97.5], axis=0)

@@ -20,18 +20,30 @@ import shapely
 from pipeline.errors import InputError
 from pipeline.results import check_id
 
-__all__ = ["ANALYSES", "UNIT_KINDS", "normalise_events", "unit_kind", "parse_count", "read_events"]
+__all__ = ["ANALYSES", "EVENT_KINDS", "UNIT_KINDS", "event_kind", "normalise_events", "unit_kind", "parse_count",
+           "read_events"]
 
 UNIT_KINDS = ("households", "families", "people", "other")
+
+# the event types of the resettlement events table -> the kind of analysis (any other type: "other")
+EVENT_KINDS: dict[str, str] = {
+    "planned resettlement": "resettlement",
+    "town relocation": "town_relocation",
+    "disaster displacement": "disaster",
+}
 
 # analysis -> what a record needs for it
 ANALYSES: dict[str, str] = {
     "link_spatial": "mine coordinates (mine_lat, mine_lon)",
     "before_after": "a date (date, or date_start/date_end) or a start or end year",
-    "origin_zone": "origin community coordinates (origin_lat, origin_lon) or outline (origin_wkt), and a date "
-                   "or year",
-    "site_zone": "resettlement site coordinates (site_lat, site_lon) or outline (site_wkt), and a date or year",
-    "baci": "a date or year, mine coordinates (control ring) and an origin or site zone",
+    "origin_zone": "origin community (a town relocation's old town) coordinates (origin_lat, origin_lon) or "
+                   "outline (origin_wkt), and a date or year",
+    "site_zone": "resettlement site (a town relocation's new town) coordinates (site_lat, site_lon) or outline "
+                 "(site_wkt), and a date or year",
+    "impact_zone": "a disaster displacement or another type than planned resettlement and town relocation, mine "
+                   "coordinates or an impact outline (impact_wkt), and a date or year",
+    "baci": "a date or year, mine coordinates (control ring) and a zone: origin or site for resettlements and "
+            "town relocations, the impact zone for disasters (and other types)",
     "displacement_count": "a displaced count with its unit",
 }
 
@@ -60,6 +72,16 @@ def unit_kind(unit: object) -> str | None:
         if pattern.search(head):
             return kind
     return "other"
+
+
+def event_kind(event_type: object) -> str:
+    """resettlement / town_relocation / disaster from the record's `event_type` (case and spacing aside);
+    "other" for any other type. A record without a type (no column, or empty) is a planned resettlement,
+    as tables without the column have always been read."""
+    if not isinstance(event_type, str) or not event_type.strip():
+        return "resettlement"
+    text = " ".join(event_type.lower().split())
+    return EVENT_KINDS.get(text, text if text in EVENT_KINDS.values() else "other")
 
 
 def parse_count(value: object) -> float:
@@ -173,21 +195,25 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
                 raise InputError(f"event {events['event_id'][bad].iloc[0]!r}: {column} "
                                  f"{values[bad].iloc[0]} is not a WGS84 coordinate")
             events[column] = values
-    for column in ("origin_wkt", "site_wkt"):  # optional outlines of the community and the site
+    for column in ("origin_wkt", "site_wkt", "impact_wkt"):  # optional outlines: community, site, impact zone
         events[column] = [_polygon(v, event_id=e, column=column) for v, e in
                           zip(events.get(column, pd.Series([None] * len(events), index=events.index)),
                               events["event_id"])]
+    events["event_kind"] = events["event_type"].map(event_kind)
     has_year = events["event_start"].notna()
     has = {name: events[lat].notna() & events[lon].notna() for name, (lat, lon) in
            zip(("mine", "site", "origin"), _COORDINATES)}
     has["origin"] |= events["origin_wkt"].notna()
     has["site"] |= events["site_wkt"].notna()
+    struck = ~events["event_kind"].isin(["resettlement", "town_relocation"])  # measured as an impact
+    has["impact"] = struck & (has["mine"] | events["impact_wkt"].notna())
     allows = {
         "link_spatial": has["mine"],
         "before_after": has_year,
         "origin_zone": has_year & has["origin"],
         "site_zone": has_year & has["site"],
-        "baci": has_year & has["mine"] & (has["origin"] | has["site"]),
+        "impact_zone": has_year & has["impact"],
+        "baci": has_year & has["mine"] & (has["origin"] | has["site"] | has["impact"]),
         "displacement_count": events["displaced_count"].notna() & events["displaced_unit_kind"].notna(),
     }
     for analysis, allowed in allows.items():
@@ -200,8 +226,9 @@ def read_events(path: Path) -> pd.DataFrame:
     """Resettlement events in the columns of the resettlement events table (CSV or GeoPackage).
 
     In a GeoPackage (or other vector file) whose features are polygons, each polygon is the origin
-    community's outline and becomes the `origin_wkt` column (WGS84 WKT); point features are ignored
-    (the table's coordinate columns locate the points)."""
+    community's outline and becomes the `origin_wkt` column (WGS84 WKT), or, for a disaster displacement,
+    the impact zone's outline (`impact_wkt`); point features are ignored (the table's coordinate columns
+    locate the points)."""
     if not path.exists():
         raise InputError(f"{path}: events file not found (events.path)")
     try:
@@ -211,9 +238,11 @@ def read_events(path: Path) -> pd.DataFrame:
             frame = gpd.read_file(path)
             events = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
             if frame.crs is not None and frame.geom_type.isin(["Polygon", "MultiPolygon"]).any():
-                outlines = frame.geometry.to_crs(4326)
-                events["origin_wkt"] = [g.wkt if g is not None and g.geom_type.endswith("Polygon") else None
-                                        for g in outlines]
+                outlines = pd.Series([g.wkt if g is not None and g.geom_type.endswith("Polygon") else None
+                                      for g in frame.geometry.to_crs(4326)], index=events.index)
+                disaster = events.get("event_type", pd.Series(None, index=events.index)).map(event_kind) == "disaster"
+                events["origin_wkt"] = outlines.where(~disaster, None)
+                events["impact_wkt"] = outlines.where(disaster, None)
     except Exception as err:  # pandas/pyogrio raise many types for unreadable files
         raise InputError(f"{path}: cannot read the events table ({err})") from None
     missing = [column for column, present in (("event_id", "event_id" in events.columns),

@@ -27,7 +27,7 @@ import xarray as xr
 from pipeline import classify, events, io
 from pipeline.classify import sampling
 from pipeline.classify.labelling import labelling_style
-from pipeline.ingest import aoi_mask, aoi_outline, aoi_stack, list_sources, pixel_area_ha, read_aois
+from pipeline.ingest import aoi_mask, aoi_outline, aoi_stack, list_sources, pixel_area_ha
 from pipeline.products import exports
 from pipeline.config import ClassDef, PipelineConfig
 from pipeline.errors import InputError
@@ -78,9 +78,10 @@ def run_config(run: RunOutputs) -> PipelineConfig:
 
 def aoi_geometry(config: PipelineConfig, aoi_id: str) -> gpd.GeoSeries:
     """The AOI's polygon as the run clipped to it (with `aoi.buffer_m`), a one-row GeoSeries."""
-    aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
+    aois = events.configured_aois(config)
     if aoi_id not in set(aois["aoi_id"]):
-        raise InputError(f"{config.aoi.path}: no AOI {aoi_id!r}; ids are {sorted(aois['aoi_id'])}")
+        raise InputError(f"{config.aoi.path or config.events.path}: no AOI {aoi_id!r}; ids are "
+                         f"{sorted(aois['aoi_id'])}")
     return aoi_outline(aois.loc[aois["aoi_id"] == aoi_id].geometry.iloc[0], aois.crs, buffer_m=config.aoi.buffer_m)
 
 

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # (zone, class name) pairs charted and carried on the Kumu connections
 HEADLINE_EFFECTS = (("origin_community", "built-up"), ("origin_community", "cropland"),
-                    ("resettlement_site", "built-up"), ("resettlement_site", "cropland"))
+                    ("resettlement_site", "built-up"), ("resettlement_site", "cropland"),
+                    ("old_town", "built-up"), ("new_town", "built-up"), ("impact", "bare ground & mining"))
 
 # the layer name of exports/event_zones.gpkg: what QGIS shows in its layer panel
 EVENT_ZONES_LAYER = "event zones with BACI effects"
@@ -39,7 +40,7 @@ EVENT_ZONES_LAYER = "event zones with BACI effects"
 # table -> the stage that writes it
 _TABLES = {"class_area": "change", "transitions": "change", "transitions_first_last": "change",
            "change_summary": "change", "mining_footprint": "change", "rings": "change",
-           "event_metrics": "events", "baci": "events"}
+           "event_metrics": "events", "baci": "events", "impact": "events"}
 
 
 def export_run(run_dir: Path, manifest: dict | None = None, keep: set[str] | None = None) -> list[Path]:
@@ -122,7 +123,8 @@ def _event_exports(run, done: list[str], baci: pd.DataFrame, linked: pd.DataFram
     exports.write_sav(table, path, column_labels=labels, value_labels=value_labels, measure=measure,
                       formats=formats, widths=widths)
     written.append(path)
-    network = exports.kumu_network(linked, baci, headline=HEADLINE_EFFECTS)
+    public = bool((run.manifest.get("config", {}).get("public") or {}).get("enabled"))
+    network = exports.kumu_network(linked, baci, headline=HEADLINE_EFFECTS, public=public)
     path = layout.export("kumu.json")
     io.write_json(network, path)
     written.append(path)
@@ -130,8 +132,11 @@ def _event_exports(run, done: list[str], baci: pd.DataFrame, linked: pd.DataFram
     path = layout.effects_by_indicator
     io.write_csv(summary, path)
     written.append(path)
+    charted = set(zip(summary["zone"], summary["class_name"]))
     for indicator in exports.INDICATORS:
         for zone, class_name in HEADLINE_EFFECTS:
+            if (zone, class_name) not in charted:  # no event has this zone (e.g. no town relocation)
+                continue
             figure = exports.effects_figure(summary, indicator, zone=zone, class_name=class_name)
             path = layout.summary_chart(indicator, zone, class_name)
             io.write_figure(figure, path)

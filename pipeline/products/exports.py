@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.events.captions import KIND_NAMES, ZONE_LINKS, event_caption, event_when, zone_name
 from pipeline.events.public import WITHHELD
+from pipeline.events.records import event_kind
+from pipeline.events.zones import IMPACT_ZONE, KIND_ZONES
 from pipeline.io import atomic_path, neutralise_formulas, plain_text
 
 __all__ = ["INDICATORS", "effects_by_indicator", "effects_figure", "pooled_effect", "spss_table", "spss_dictionary",
@@ -88,7 +91,7 @@ def effects_figure(summary: pd.DataFrame, indicator: str, *, zone: str, class_na
                 fmt="none", ecolor="black", capsize=3, linewidth=1)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"BACI effect on {class_name} (ha), events pooled, 95% CI")
-    ax.set_title(f"{class_name} at the {zone.replace('_', ' ')}, by {indicator.replace('_', ' ')}")
+    ax.set_title(f"{class_name} in the {zone_name(zone)}, by {indicator.replace('_', ' ')}")
     figure.tight_layout()
     return figure
 
@@ -137,24 +140,29 @@ def spss_table(baci: pd.DataFrame, events: pd.DataFrame,
             table[column] = table[column].astype(object).where(table[column].notna(), "")
     labels = {_spss_name(c): label for c, label in _SPSS_LABELS.items() if _spss_name(c) in table.columns}
     value_labels = {
-        "zone": {float(i): z.replace("_", " ") for z, i in zones.items()},
+        "zone": {float(i): zone_name(z) for z, i in zones.items()},
         "class_code": {float(code): name for code, name in class_names.items()},
         "lifecycle_stage": {float(i): s for s, i in stages.items()},
     }
     return table, labels, value_labels
 
 
-def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence[tuple[str, str]]) -> dict:
-    """A Kumu map (its JSON "blueprint" import): elements for mines, companies, events, communities and
-    resettlement sites; connections company->mine, mine->event, event->community and event->site, the
-    last two carrying the BACI effects named in `headline` ((zone, class name) pairs, e.g.
-    ("origin_community", "built-up")) with their 95 % intervals.
+def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence[tuple[str, str]],
+                 public: bool = False) -> dict:
+    """A Kumu map (its JSON "blueprint" import): elements for mines, companies, events and the places the
+    events moved people from and to, in the words of each event's type (community and resettlement site,
+    old town and new town); connections company->mine, mine->event (labelled with what happened and when;
+    a disaster's impact-zone effects on it), event->community ("displaced from") and event->site
+    ("resettled to"), or "relocated from" / "relocated to" for a town, carrying the BACI effects named in
+    `headline` ((zone, class name) pairs, e.g. ("origin_community", "built-up")) with their 95 % intervals.
 
     Every element has a stable `id` (Kumu tells elements apart by id where given, so two mines'
     communities of the same name stay two elements; connections refer to ids): "mine:<aoi or mine>",
-    "company:<name>", "event:<event_id>", "community:<mine>:<name>", "site:<mine>:<name>". Labels are
-    what a reader looks for: the mine's, company's, community's or site's name, an event's type and
-    years ("planned resettlement, 2018"). Years and counts are integers."""
+    "company:<name>", "event:<event_id>", "community:<mine>:<name>", "site:<mine>:<name>",
+    "old_town:<mine>:<name>", "new_town:<mine>:<name>". Labels are what a reader looks for: the mine's,
+    company's, community's or site's name, an event's type and years ("planned resettlement, 2018").
+    Each event's `description` is its caption (`public` leaves the names out of it). Years and counts are
+    integers."""
     elements: dict[str, dict] = {}
     connections = []
 
@@ -164,47 +172,54 @@ def kumu_network(events: pd.DataFrame, baci: pd.DataFrame, *, headline: Sequence
                             | {k: _plain_text(v) for k, v in attributes.items() if _given(v)})
         return key
 
+    def effects_of(zone: str, effects: pd.DataFrame) -> dict:
+        """The headline BACI effects in `zone`, with their 95 % intervals, and a description saying them."""
+        attributes, lines = {}, []
+        for _, class_name in (h for h in headline if h[0] == zone):
+            for _, row in effects[(effects["zone"] == zone) & (effects["class_name"] == class_name)].iterrows():
+                field = f"effect_ha_{class_name}".replace(" ", "_").replace("/", "_")
+                attributes |= {field: _plain(row["effect_ha"]), f"{field}_ci95_low": _plain(row["ci95_low_ha"]),
+                               f"{field}_ci95_high": _plain(row["ci95_high_ha"])}
+                lines.append(f"{class_name}: {row['effect_ha']:+.2f} ha (95% CI {row['ci95_low_ha']:+.2f} "
+                             f"to {row['ci95_high_ha']:+.2f})")
+        return attributes | ({"description": "BACI effects: " + "; ".join(lines)} if lines else {})
+
     for _, event in events.iterrows():
+        kind = event_kind(event.get("event_type"))
         mine_key = str(event.get("aoi_id") if _given(event.get("aoi_id")) else event.get("mine") or event["event_id"])
         mine_name = str(event.get("mine")) if _given(event.get("mine")) else mine_key
         mine = element(f"mine:{mine_key}", mine_name, "mine", commodity=event.get("commodity"),
                        country=event.get("country"))
         years = _years_text(event)
-        kind = str(event.get("event_type")) if _given(event.get("event_type")) else "event"
-        node = element(f"event:{event['event_id']}", f"{kind}, {years}" if years else kind, "event",
-                       event_id=str(event["event_id"]), description=str(event.get("source") or "") or None,
+        words = str(event.get("event_type")) if _given(event.get("event_type")) else KIND_NAMES[kind]
+        node = element(f"event:{event['event_id']}", f"{words}, {years}" if years else words, "event",
+                       event_id=str(event["event_id"]), description=event_caption(event, public=public),
                        **{k: _plain(event.get(k), integer=k in _INTEGERS) for k in (
-                           *INDICATORS, "year_start", "year_end", "displaced_count", "displaced_unit_kind")})
+                           *INDICATORS, "year_start", "year_end", "event_start", "event_end", "displaced_count",
+                           "displaced_unit_kind")})
         if _given(event.get("company")):
             company = element(f"company:{event['company']}", str(event["company"]), "company")
             connections.append({"from": company, "to": mine, "type": "operates"})
-        connections.append({"from": mine, "to": node, "type": "caused"})
         effects = baci[(baci["event_id"] == event["event_id"]) & (baci["status"] == "ok")]
-        for zone, column, kind, prefix, verb in (
-                ("origin_community", "origin_community", "community", "community", "displaced from"),
-                ("resettlement_site", "resettlement_site", "resettlement site", "site", "resettled to")):
+        when = event_when(event)
+        connections.append({"from": mine, "to": node, "type": "caused",
+                            "label": f"{KIND_NAMES[kind]}{f' ({when})' if when else ''}"}
+                           | effects_of(IMPACT_ZONE, effects))
+        listed, located = KIND_ZONES[kind]
+        for zone in (z for z in (*listed, *located) if z in ZONE_LINKS):  # (the impact zone is on mine->event)
+            element_kind, verb, column = ZONE_LINKS[zone]
             if not _given(event.get(column)):
                 continue
             withheld = event[column] == WITHHELD
-            name = f"{kind} of {event['event_id']}" if withheld else str(event[column])
-            key = f"{prefix}:{mine_key}:{event['event_id'] if withheld else name}"
-            attributes, lines = {}, []
-            for z, class_name in headline:
-                rows = effects[(effects["zone"] == zone) & (effects["class_name"] == class_name)] if z == zone else []
-                for _, row in (rows.iterrows() if len(rows) else ()):
-                    field = f"effect_ha_{class_name}".replace(" ", "_").replace("/", "_")
-                    attributes |= {field: _plain(row["effect_ha"]), f"{field}_ci95_low": _plain(row["ci95_low_ha"]),
-                                   f"{field}_ci95_high": _plain(row["ci95_high_ha"])}
-                    lines.append(f"{class_name}: {row['effect_ha']:+.2f} ha (95% CI {row['ci95_low_ha']:+.2f} "
-                                 f"to {row['ci95_high_ha']:+.2f})")
-            connection = {"from": node, "to": element(key, name, kind), "type": verb} | attributes
-            if lines:
-                connection["description"] = "BACI effects: " + "; ".join(lines)
-            connections.append(connection)
+            name = f"{element_kind} of {event['event_id']}" if withheld else str(event[column])
+            key = f"{_KEY_PREFIX[element_kind]}:{mine_key}:{event['event_id'] if withheld else name}"
+            connections.append({"from": node, "to": element(key, name, element_kind), "type": verb}
+                               | effects_of(zone, effects))
     return {"elements": list(elements.values()), "connections": connections}
 
 
 _INTEGERS = {"year_start", "year_end", "displaced_count"}
+_KEY_PREFIX = {"community": "community", "resettlement site": "site", "old town": "old_town", "new town": "new_town"}
 
 
 def _years_text(event: pd.Series) -> str:

@@ -29,6 +29,9 @@ __all__ = ["PREVIEW_MAX_SIDE", "CompositePreview", "composite_previews", "zones_
 PREVIEW_MAX_SIDE = 480
 ZONE_STYLES = {"origin_community": ("origin community", "#f97316", "-"),
                "resettlement_site": ("resettlement site", "#38bdf8", "-"),
+               "old_town": ("old town", "#f97316", "-"),
+               "new_town": ("new town", "#38bdf8", "-"),
+               "impact": ("impact zone", "#ef4444", "-"),
                "control": ("control ring", "#f8fafc", "--")}
 
 

@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from pipeline import io
 from pipeline.products import files, plots, previews
 from pipeline.config import ClassDef
-from pipeline.events.captions import event_caption
+from pipeline.events.captions import ZONE_NAMES, event_caption
 from pipeline.video.panels import LegendEntry, colour_classes
 from pipeline.video.publish import png_bytes
 from pipeline.video.style import NODATA_RGB
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 PREVIEW_MAX_SIDE = 480  # class-map previews are decimated (nearest) to at most this many pixels a side
 _TEMPLATES = Path(__file__).parent / "templates" / "report"
 _STAGES = ("ingest", "composite", "classify", "change", "events", "video")
-_ZONES = {"origin_community": "origin community", "resettlement_site": "resettlement site"}
+_ZONES = ZONE_NAMES  # zone -> its name (pipeline.events.captions: the one place for the words)
 _INDICATOR_NAMES = {"country": "Country", "company": "Company", "commodity": "Commodity",
                     "lifecycle_stage": "Lifecycle stage", "event_type": "Event type"}
 _CHART_DPI = 110
@@ -458,6 +458,7 @@ def _events(run: RunOutputs, aoi_id: str, records: pd.DataFrame,
             charts[path] = _png(plots.event_effects_figure(rows, run.classes, zone_names=_ZONES))
             chart = _href(path, layout.report)
         source = record.get("source")
+        impact = _impact_rows(run, aoi_id, event_id)
         events.append({
             "id": event_id,
             "caption": event_caption(record, public=public),
@@ -467,11 +468,25 @@ def _events(run: RunOutputs, aoi_id: str, records: pd.DataFrame,
             "years": _years(record),
             "periods_before": rows[0]["periods_before"] if rows else "",
             "periods_after": rows[0]["periods_after"] if rows else "",
-            "rows": rows, "chart": chart,
+            "rows": rows, "chart": chart, "impact": impact,
             "zones": [{"name": _ZONES.get(z, str(z).replace("_", " ")), "rows": [r for r in rows if r["zone"] == z]}
                       for z in dict.fromkeys(r["zone"] for r in rows)],
         })
     return events, charts
+
+
+def _impact_rows(run: RunOutputs, aoi_id: str, event_id: str) -> list[dict]:
+    """A disaster's impact zones: the area changed into the impact classes and its BACI effect."""
+    path = run.layout.impact(aoi_id)
+    if not path.exists():
+        return []
+    table = read_table(path)
+    table = table[table["event_id"].astype(str) == event_id]
+    names = {str(c.code): c.name for c in run.classes}
+    return [{**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()},
+             "zone_name": _ZONES.get(row["zone"], str(row["zone"]).replace("_", " ")),
+             "classes": ", ".join(names.get(code, code) for code in str(row["impact_classes"]).split(";"))}
+            for row in table.to_dict("records")]
 
 
 def _effect_rows(baci: pd.DataFrame, metrics: pd.DataFrame, event_id: str,

@@ -37,10 +37,10 @@ from pipeline.composite.periods import periods_from_records
 from pipeline.composite.stage import composite_stage, read_composites
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError, PipelineError, as_pipeline_error
-from pipeline.events import link_events, mixed_periods, normalise_events, read_events
+from pipeline.events import configured_aois, link_events, mixed_periods, normalise_events, read_events
 from pipeline.events.public import generalise_events, generalise_text
 from pipeline.events.stage import events_stage
-from pipeline.ingest import aoi_outline, find_items, list_sources, read_aois, stac
+from pipeline.ingest import aoi_outline, find_items, list_sources, stac
 from pipeline.job import AoiJob
 from pipeline.products import export_run, kept_aois, write_output_catalog, write_report, write_styles
 from pipeline.results import OutputLayout, RunOutputs, read_table
@@ -126,12 +126,8 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
     if unknown:
         raise InputError(f"--force: unknown stage(s) {sorted(unknown)}; use {', '.join(FORCEABLE)} or all")
     started = datetime.now(UTC)
-    aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
-    if config.aoi.ids is not None:
-        unknown_ids = sorted(set(config.aoi.ids) - set(aois["aoi_id"]))
-        if unknown_ids:
-            raise InputError(f"{config.aoi.path}: no AOI with id {unknown_ids} (aoi.ids)")
-        aois = aois[aois["aoi_id"].isin(config.aoi.ids)]
+    event_records = normalise_events(read_events(config.events.path)) if config.events else None
+    aois = configured_aois(config, event_records)  # aoi.path, or one per mine of the events table
     scenes = list_sources(config.ingest, config.cloud_mask,
                                   scenes_glob=config.scenes_glob if config.ingest.scenes else None)
     points = (read_training_data(config.classify.training, class_field=config.classify.class_field,
@@ -140,7 +136,6 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
                                     merge_classes=config.classify.merge_classes,
                                     ignore_classes=config.classify.ignore_classes)
               if config.classify else None)  # no classify section: composites only
-    event_records = normalise_events(read_events(config.events.path)) if config.events else None
     event_table = (link_events(event_records, aois, how=config.events.link,
                                       distance_m=config.events.link_distance_m)
                    if config.events else pd.DataFrame())
@@ -466,7 +461,7 @@ def _inputs(config: PipelineConfig, scenes, hashes: provenance.InputHashes) -> l
             used.setdefault(Path(path), [])
             used[Path(path)] += [s for s in stage_names if s not in used[Path(path)]]
 
-    add(config.aoi.path, "composite", "classify", "change", "events", "video")
+    add(config.aoi.path or config.events.path, "composite", "classify", "change", "events", "video")  # AOIs
     for source in scenes:
         for path in source.files:
             add(path, "composite")

@@ -28,8 +28,8 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.composite.periods import Period, scene_indices
 from pipeline.composite.stage import configured_periods
-from pipeline.events import link_events, mixed_periods, normalise_events, read_events
-from pipeline.ingest import ListedSource, find_items, list_sources, read_aois
+from pipeline.events import configured_aois, link_events, mixed_periods, normalise_events, read_events
+from pipeline.ingest import ListedSource, find_items, list_sources
 from pipeline.ingest.sources import aoi_grid
 
 __all__ = ["AoiPlan", "Validation", "validate_inputs"]
@@ -93,12 +93,8 @@ def _footprints(source: ListedSource, items: list | None) -> list[tuple]:
 def validate_inputs(config: PipelineConfig) -> Validation:
     """Check the config's inputs without reading pixels; raises InputError (one line) at the first problem."""
     result = Validation()
-    aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
-    if config.aoi.ids is not None:
-        unknown = sorted(set(config.aoi.ids) - set(aois["aoi_id"]))
-        if unknown:
-            raise InputError(f"{config.aoi.path}: no AOI with id {unknown} (aoi.ids)")
-        aois = aois[aois["aoi_id"].isin(config.aoi.ids)]
+    records = normalise_events(read_events(config.events.path)) if config.events else None
+    aois = configured_aois(config, records)  # aoi.path, or one per mine of the events table (aoi.from_events)
     listed = list_sources(config.ingest, config.cloud_mask,
                           scenes_glob=config.scenes_glob if config.ingest.scenes else None)
     result.notes += [_plan_note(source) for source in listed]
@@ -107,8 +103,7 @@ def validate_inputs(config: PipelineConfig) -> Validation:
                            period_field=config.classify.period_field, class_codes=[c.code for c in config.classes],
                            merge_classes=config.classify.merge_classes, ignore_classes=config.classify.ignore_classes)
     events = pd.DataFrame()
-    if config.events:
-        records = normalise_events(read_events(config.events.path))
+    if records is not None:
         events = link_events(records, aois, how=config.events.link, distance_m=config.events.link_distance_m)
     need = config.composite.min_clear_scenes
     for _, row in aois.iterrows():
@@ -125,7 +120,7 @@ def validate_inputs(config: PipelineConfig) -> Validation:
             times += [when for when, footprint in footprints if footprint.intersects(outline)]
         if not times:
             raise InputError(f"aoi {aoi_id!r} does not overlap any of the {total} scenes (scene footprints from "
-                             f"their headers or STAC metadata; {config.aoi.path})")
+                             f"their headers or STAC metadata; {config.aoi.path or config.events.path})")
         grid = aoi_grid(listed, geometry, ingest_config=config.ingest, items=items, aoi_id=aoi_id)
         times = sorted({t.tz_convert(None) if t.tzinfo else t for t in times})
         periods = [(p, len(scene_indices(times, p))) for p in configured_periods(times, config.composite)]

@@ -18,7 +18,7 @@ import xarray as xr
 from pipeline import io
 from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.composite.periods import Period, periods_of
-from pipeline.events.captions import event_caption
+from pipeline.events.captions import event_caption, events_phrase
 from pipeline.events.effects import event_span
 from pipeline.events.public import generalise_events, generalise_text
 from pipeline.video import publish
@@ -155,7 +155,8 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the area "
              "of each class over time" if legend else f"satellite composites ({band_names})")
     summary = (f"Land cover around {about[0] if about else title} from {periods[0].label} to {periods[-1].label}, period by "
-               f"period: {shown}" + (", with the documented displacement and resettlement events" if texts else "")
+               f"period: {shown}" + (f", with the documented {events_phrase(e for _, e in aoi_events.iterrows())}"
+                                     if texts else "")
                + ". Made with midr-pipeline.")
     io.write_bytes(publish.youtube_text(title=f"{title}: land-cover change {years} (time-lapse)", summary=summary,
                                         captions=texts, sources=sources, found=found, notes=problems).encode(),

@@ -16,7 +16,8 @@ from pipeline.events.records import normalise_events
 
 from conftest import CRS
 
-EVENT = pd.Series({"event_id": "mine_a_village", "aoi_id": "mine_a", "year_start": 2013, "year_end": 2013,
+EVENT = pd.Series({"event_id": "mine_a_village", "aoi_id": "mine_a", "event_type": "planned resettlement",
+                   "year_start": 2013, "year_end": 2013,
                    "displaced_count": 240.0, "displaced_unit": "households",
                    "origin_community": "Village A", "resettlement_site": "New Village A",
                    "origin_lat": -16.1, "origin_lon": 33.7, "site_lat": np.nan, "site_lon": np.nan})
@@ -107,7 +108,9 @@ def test_event_metrics_before_after_and_change():
 
 def test_event_caption():
     assert event_caption(EVENT) == "2013: 240 households resettled from Village A to New Village A"
-    sparse = pd.Series({"year_start": 2009, "year_end": 2010, "displaced_count": np.nan})
+    assert event_caption(EVENT, public=True) == "2013: 240 households resettled"
+    sparse = pd.Series({"event_type": "planned resettlement", "year_start": 2009, "year_end": 2010,
+                        "displaced_count": np.nan})
     assert event_caption(sparse) == "2009-2010: people resettled"
 
 

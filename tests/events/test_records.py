@@ -18,11 +18,15 @@ def test_all_29_real_records_load_and_say_which_analyses_they_allow():
     events = normalise_events(read_events(REAL_EVENTS))
     assert len(events) == 29
     allowed = {c.removeprefix("allows_"): int(events[c].sum()) for c in events.columns if c.startswith("allows_")}
-    # 3 records lack mine coordinates; only Manheim has site coordinates; none locates its origin community
-    assert allowed == {"link_spatial": 26, "before_after": 29, "origin_zone": 0, "site_zone": 1, "baci": 1,
-                       "displacement_count": 22}
-    assert events.set_index("event_id").loc["rwe_hambach_manheim", "analyses"] == (
-        "link_spatial;before_after;site_zone;baci;displacement_count")
+    # 3 records lack mine coordinates; only Manheim has site coordinates; none locates its origin community;
+    # the 4 disaster displacements are measured in an impact zone around the mine
+    assert allowed == {"link_spatial": 26, "before_after": 29, "origin_zone": 0, "site_zone": 1, "impact_zone": 4,
+                       "baci": 5, "displacement_count": 22}
+    by_id = events.set_index("event_id")
+    assert by_id.loc["rwe_hambach_manheim", "analyses"] == "link_spatial;before_after;site_zone;baci;displacement_count"
+    assert by_id.loc["samarco_fundao_bento_rodrigues", "analyses"] == (
+        "link_spatial;before_after;impact_zone;baci;displacement_count")
+    assert events["event_kind"].value_counts().to_dict() == {"resettlement": 20, "town_relocation": 5, "disaster": 4}
     kinds = events["displaced_unit_kind"].value_counts(dropna=False).to_dict()
     assert kinds == {"families": 9, np.nan: 7, "people": 7, "households": 5, "other": 1}
 
