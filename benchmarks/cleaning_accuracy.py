@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rioxarray
+from _common import ROOT, load_average, machine, print_table
 
 from pipeline.change import FIRST_CHANGE_NODATA, NO_CHANGE, first_change
 from pipeline.config import load_config
@@ -33,8 +34,6 @@ from pipeline.demo import truth_class_map
 from pipeline.ingest import pixel_area_ha
 from pipeline.results import open_run
 from pipeline.runner import run_pipeline
-
-from _common import ROOT, load_average, machine, print_table
 
 NODATA = 255
 MINING = 6
@@ -98,7 +97,7 @@ def demo(run_dir: Path, truth_dir: Path, aoi_id: str) -> None:
         true_ha = ((true_p == MINING) & inside).sum() * pixel_ha
         footprint.append([period, true_ha, ((raw_p == MINING) & inside).sum() * pixel_ha - true_ha,
                           ((clean_p == MINING) & inside).sum() * pixel_ha - true_ha])
-    pct = lambda v: f"{v:.2f}"  # noqa: E731
+    pct = lambda v: f"{v:.2f}"
     print("\nclass areas against the truth, per period (error = |mapped - true| in % of the AOI, over the "
           f"{len(codes)} classes)")
     print_table(["period", "nodata %", "filled %", "MAE raw", "MAE cleaned", "max raw", "max cleaned"], rows,
@@ -173,7 +172,7 @@ def slovenia(run_dir: Path) -> None:
                          per_period.at[period, "filled_pct"],
                          100 * per_period.at[period, "unmapped_ha"] / aoi["area_ha"],
                          raw_forest[i], clean_forest[i], raw_share.get(period, np.nan), clean_share.get(period, np.nan)])
-        pct = lambda v: "-" if not np.isfinite(v) else f"{v:.1f}"  # noqa: E731
+        pct = lambda v: "-" if not np.isfinite(v) else f"{v:.1f}"
         print_table(["period", "nodata %", "filled %", "unmapped %", "forest raw % AOI", "forest cleaned % AOI",
                      "raw % observed", "cleaned % mapped"], rows, [None, *[pct] * 7])
         for name, series in (("raw maps, % of the AOI (what class_area.csv counted before)", raw_forest),

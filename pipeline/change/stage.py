@@ -9,6 +9,8 @@ the maps as classified (classes/) give the observed and nodata areas and the raw
 
 from __future__ import annotations
 
+import itertools
+
 import dask
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ from pipeline.ingest.grid import pixel_area_ha
 from pipeline.ingest.stack import aoi_mask
 from pipeline.job import AoiJob
 
-__all__ = ["change_stage", "aoi_table"]
+__all__ = ["aoi_table", "change_stage"]
 
 
 def change_stage(job: AoiJob, class_map: xr.DataArray, raw_class_map: xr.DataArray | None = None) -> dict:
@@ -43,7 +45,7 @@ def change_stage(job: AoiJob, class_map: xr.DataArray, raw_class_map: xr.DataArr
         change.class_pixel_counts(class_map), change.class_pixel_counts(raw_class_map),
         change.class_pixel_counts(filled_only), change.transition_counts(class_map),
         change.transition_counts(class_map, steps="first_last"))
-    tables = dict(classes=config.classes, pixel_area_ha=area_ha, aoi_id=aoi_id)
+    tables = {"classes": config.classes, "pixel_area_ha": area_ha, "aoi_id": aoi_id}
 
     def dated(table, *columns):
         for column in columns:
@@ -92,17 +94,17 @@ def _change_maps(config: PipelineConfig, job: AoiJob, class_map: xr.DataArray) -
                                     connectivity=settings.mmu_connectivity, unchanged=change.NO_CHANGE,
                                     nodata=change.FIRST_CHANGE_NODATA)
     maps = [(first_change, out.first_change(aoi_id),
-             dict(band_names=["first_change_period"], nodata=change.FIRST_CHANGE_NODATA, categorical=True,
-                  tags=change.first_change_tags(ids)))]
+             {"band_names": ["first_change_period"], "nodata": change.FIRST_CHANGE_NODATA, "categorical": True,
+              "tags": change.first_change_tags(ids)})]
     pairs = [(ids[0], ids[-1], out.change_first_last(aoi_id))] if len(ids) > 1 else []
     if config.change.consecutive_maps:
-        pairs += [(a, b, out.change_consecutive(aoi_id, a, b)) for a, b in zip(ids[:-1], ids[1:])]
+        pairs += [(a, b, out.change_consecutive(aoi_id, a, b)) for a, b in itertools.pairwise(ids)]
     names = change_names(config)
     colours = {value: _rgba(colour) for value, colour in change.change_map_colours(len(names) - 2).items()}
     for period_from, period_to, path in pairs:
         tags = change.change_map_tags(names, period_from, period_to, nodata=UNCLASSIFIED)
         maps.append((change_of_interest(config, class_map.sel(period=period_from), class_map.sel(period=period_to)),
-                     path, dict(band_names=["change"], nodata=UNCLASSIFIED, colormap=colours, tags=tags)))
+                     path, {"band_names": ["change"], "nodata": UNCLASSIFIED, "colormap": colours, "tags": tags}))
     (computed,) = dask.compute([raster for raster, _, _ in maps])
     for raster, (_, path, options) in zip(computed, maps):
         io.write_cog(raster, path, **options)

@@ -34,8 +34,8 @@ import xarray as xr
 
 from pipeline.errors import InputError
 
-__all__ = ["GapFill", "FILLED", "SIEVED", "CLEANING_NODATA", "gap_fill", "sieve", "sieve_change_map", "mmu_pixels",
-           "cleaning_flags", "period_middles_days"]
+__all__ = ["CLEANING_NODATA", "FILLED", "SIEVED", "GapFill", "cleaning_flags", "gap_fill", "mmu_pixels",
+           "period_middles_days", "sieve", "sieve_change_map"]
 
 GapFill = Literal["none", "agree", "nearest"]
 Connectivity = Literal[4, 8]

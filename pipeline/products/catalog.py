@@ -19,6 +19,7 @@ the same bytes. It names no community or site (AOI ids and rasters only), so it 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -181,7 +182,7 @@ def _collection(run: RunOutputs, aoi_id: str) -> pystac.Collection:
     if aoi_id in _done(run, "change"):
         ids = list(periods["period"])
         pairs = [("change_first_last", ids[0], ids[-1], layout.change_first_last(aoi_id))] if len(ids) > 1 else []
-        pairs += [(f"change_{a}_to_{b}", a, b, layout.change_consecutive(aoi_id, a, b)) for a, b in zip(ids[:-1], ids[1:])]
+        pairs += [(f"change_{a}_to_{b}", a, b, layout.change_consecutive(aoi_id, a, b)) for a, b in itertools.pairwise(ids)]
         for key, period_from, period_to, path in pairs:
             if not path.exists():
                 continue

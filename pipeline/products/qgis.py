@@ -23,6 +23,7 @@ date or path: the same run gives the same bytes.
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +39,8 @@ from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.config import ClassDef
 from pipeline.results import open_run
 
-__all__ = ["QGIS_VERSION", "class_map_style", "confidence_style", "first_change_style", "cleaning_style",
-           "change_map_style", "write_styles"]
+__all__ = ["QGIS_VERSION", "change_map_style", "class_map_style", "cleaning_style", "confidence_style",
+           "first_change_style", "write_styles"]
 
 QGIS_VERSION = "3.28.0-Firenze"  # the long-term release whose QML format these files follow
 _DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
@@ -194,7 +195,7 @@ def write_styles(run_dir: Path) -> list[Path]:
             io.write_bytes(first_change_style([labels[p] for p in periods]).encode(), style)
             written.append(style)
         pairs = [layout.change_first_last(aoi_id)] if len(periods) > 1 else []
-        pairs += [layout.change_consecutive(aoi_id, a, b) for a, b in zip(periods[:-1], periods[1:])]
+        pairs += [layout.change_consecutive(aoi_id, a, b) for a, b in itertools.pairwise(periods)]
         for raster in pairs:
             if raster.exists():
                 io.write_bytes(change_map_style(_change_names(raster)).encode(), layout.style(raster))

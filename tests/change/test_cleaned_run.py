@@ -26,7 +26,7 @@ def _small_patches(plane: np.ndarray, min_pixels: int, nodata: int) -> int:
     another value: the MMU should have merged every one of them."""
     found = 0
     for value in np.unique(plane[plane != nodata]):
-        labels, n = ndimage.label(plane == value, structure=EIGHT)
+        labels, _ = ndimage.label(plane == value, structure=EIGHT)
         sizes = np.bincount(labels.ravel())
         for label in np.flatnonzero(sizes < min_pixels):
             if label == 0:

@@ -7,14 +7,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import CRS
 
-from pipeline.classify.cleaning import (CLEANING_NODATA, FILLED, SIEVED, _gap_fill_np, _sieve_change_np, _sieve_np,
-                                        cleaning_flags, gap_fill, mmu_pixels, period_middles_days, sieve,
-                                        sieve_change_map)
+from pipeline.classify.cleaning import (
+    CLEANING_NODATA,
+    FILLED,
+    SIEVED,
+    _gap_fill_np,
+    _sieve_change_np,
+    _sieve_np,
+    cleaning_flags,
+    gap_fill,
+    mmu_pixels,
+    period_middles_days,
+    sieve,
+    sieve_change_map,
+)
 from pipeline.composite.periods import make_periods, period_coords
 from pipeline.errors import InputError
-
-from conftest import CRS
 
 N = 255  # nodata
 YEARS = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
@@ -56,7 +66,7 @@ def test_none_leaves_the_gaps():
 def _class_map(values: np.ndarray, dates=None, chunks=None) -> xr.DataArray:
     n, ny, nx = values.shape
     dates = dates if dates is not None else [f"{2010 + i}-06-01" for i in range(n)]
-    periods = make_periods(pd.to_datetime(dates), kind="year" if len(set(d[:4] for d in dates)) == n else "month")
+    periods = make_periods(pd.to_datetime(dates), kind="year" if len({d[:4] for d in dates}) == n else "month")
     class_map = xr.DataArray(values.astype("uint8"), dims=("period", "y", "x"),
                              coords={"y": 8_000_015.0 - 30 * np.arange(ny), "x": 500_015.0 + 30 * np.arange(nx)})
     class_map = class_map.assign_coords(period_coords(periods)).rio.write_crs(CRS).rio.write_nodata(N)

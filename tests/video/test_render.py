@@ -261,7 +261,7 @@ def test_the_chart_shows_the_nodata_share_of_each_period_as_grey_bars():
 
     scene = small_scene(nodata_shares=[2.0, 30.0, 0.0], chart_unit="%")
     frame = render_frame(scene, FrameSpec(None, 0, 0, 0.0, ()))
-    px, py, pw, ph = scene.chart_plot
+    _, py, _, ph = scene.chart_plot
     bars = (frame == np.array(NODATA_BAR_RGB, "uint8")).all(axis=-1)
     bars[:py + ph] = False  # the strip is under the lines' plot
     columns = [bars[:, round(x) - 1:round(x) + 2].sum() for x in scene.chart_x]
