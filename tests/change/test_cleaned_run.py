@@ -45,7 +45,7 @@ def test_class_areas_carry_the_observed_nodata_and_gap_filled_areas(run):
     np.testing.assert_allclose(per_period["observed_ha"] + per_period["nodata_ha"], aoi["area_ha"])
     assert (per_period["filled_ha"] <= per_period["nodata_ha"] + 1e-9).all()
     assert per_period["filled_ha"].sum() > 0  # the demo has clouds, and they were filled
-    np.testing.assert_allclose(table.groupby("period")["area_pct"].sum(), 100.0)
+    np.testing.assert_allclose(table.groupby("period")["area_pct"].sum(), 100.0, atol=1e-3)  # CSV rounding
     # the cleaning rasters say which pixels were filled, and the table counts them
     raw, cleaned = run.class_map("demo_mine").values, run.class_map("demo_mine", cleaned=True).values
     for i, period in enumerate(run.periods("demo_mine")):
