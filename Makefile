@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo pair test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser
+.PHONY: demo pair test venv lock benchmark benchmarks benchmarks-small eolearn-venv clean browser desktop-tools notebooks stackstac-env
 
 venv: $(STAMP)
 
@@ -31,7 +31,7 @@ data/pair/.complete: $(STAMP) $(wildcard pipeline/demo/*.py)
 pair: data/pair/.complete
 	$(BIN)/midr run configs/dam_failure_pair.yaml
 
-test: $(STAMP) browser
+test: $(STAMP) browser desktop-tools stackstac-env
 	$(BIN)/python -m pytest
 
 # Headless Chromium and its driver for tests/test_report_browser.py (Debian packages), unless on PATH.
@@ -40,6 +40,29 @@ browser:
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
 	else echo "chromium and chromedriver are missing; as root run: apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver" >&2; exit 1; fi; \
 	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+
+# QGIS 3 (with Debian's Python bindings), gdalinfo and GNU PSPP for tests/products/test_desktop_tools.py, which
+# opens the run's outputs in them as a researcher would (headless), unless already there.
+DESKTOP_TOOLS := qgis python3-qgis gdal-bin pspp
+desktop-tools:
+	@if /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 && command -v gdalinfo >/dev/null 2>&1 \
+	    && command -v pspp >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "QGIS, gdalinfo or PSPP is missing; as root run: apt-get update && apt-get install -y --no-install-recommends $(DESKTOP_TOOLS)" >&2; exit 1; fi; \
+	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DESKTOP_TOOLS)
+
+# stackstac for tests/products/test_stac_readers.py: its last release (0.5.1) requires pandas < 3, the venv has
+# pandas 3, so it lives apart, with pandas 2, in build/stackstac (put before the venv's packages on PYTHONPATH).
+STACKSTAC := build/stackstac/.installed-stamp
+$(STACKSTAC): $(STAMP)
+	rm -rf build/stackstac
+	$(BIN)/python -m pip install --quiet --no-deps --target build/stackstac stackstac==0.5.1 pandas==2.3.3 pytz==2025.2
+	touch $@
+stackstac-env: $(STACKSTAC)
+
+# Run the notebooks on the demo (make demo first) and save them with their outputs, as the repository shows them.
+notebooks: demo
+	$(BIN)/python notebooks/execute.py notebooks/*.ipynb
 
 benchmark: data/demo/.complete
 	$(BIN)/python benchmarks/demo_run.py
@@ -65,7 +88,7 @@ benchmarks-small:
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/python -m pip install --quiet --upgrade pip
-	build/lock-venv/bin/python -m pip install --quiet ".[test]"
+	build/lock-venv/bin/python -m pip install --quiet ".[test,notebook]"
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^midr-pipeline' > requirements.lock
 
 clean:

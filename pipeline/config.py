@@ -11,11 +11,13 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlparse
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -31,8 +33,10 @@ __all__ = [
     "SAFE_NAME",
     "ClassDef",
     "DEFAULT_CLASSES",
+    "BUILTIN_MODELS",
     "load_config",
     "config_schema",
+    "resolve_model",
 ]
 
 BandName = Literal["blue", "green", "red", "nir", "swir1", "swir2"]
@@ -175,14 +179,65 @@ class FilesSourceConfig(_SourceBase):
         return self
 
 
+def _catalog_location(value: object) -> object:
+    """A static catalog given as a file:// URL becomes its absolute path (never joined to the config's
+    folder); other URLs are refused: a catalog on the web is searched as a STAC API (`api`)."""
+    if not isinstance(value, str) or "://" not in value and not value.startswith("file:"):
+        return value
+    url = urlparse(value)
+    if url.scheme != "file":
+        raise ValueError(f"{value!r}: catalog is a static catalog.json on disk (a path or a file:// URL); for "
+                         "a STAC API on the web use api")
+    if url.netloc not in ("", "localhost"):
+        raise ValueError(f"{value!r}: a file:// URL of another host ({url.netloc}); mount it and give the path")
+    return Path(unquote(url.path))
+
+
+def _check_date_range(value: str | None) -> str | None:
+    """A STAC datetime (one date, or start/end with '..' for an open end) whose end is not before its start."""
+    if value is None:
+        return value
+    parts = value.split("/")
+    if len(parts) > 2:
+        raise ValueError(f"not a date range: {value!r} (e.g. 2015-01-01/2020-12-31)")
+    bounds = [None if p in ("", "..") else _instant(p, end=i == 1 and len(parts) == 2) for i, p in enumerate(parts)]
+    if len(bounds) == 2 and None not in bounds and bounds[1] < bounds[0]:
+        raise ValueError(f"the date range {value!r} is reversed: it ends ({parts[1]}) before it starts ({parts[0]}); "
+                         f"give start/end, e.g. {parts[1]}/{parts[0]}")
+    return value
+
+
+def _iso_text(value: object) -> object:
+    """A date YAML read as a date (datetime: 2020-06-01, unquoted) back to its ISO text."""
+    import datetime as _dt
+
+    return value.isoformat() if isinstance(value, _dt.date) else value
+
+
+def _instant(text: str, *, end: bool):
+    """A date or date-time of a STAC datetime as a comparable naive UTC timestamp; a date ('2020',
+    '2020-06', '2020-06-01') is its first moment, or its last as the `end` of a range."""
+    import pandas as pd
+
+    try:
+        moment = pd.Timestamp(text.strip())
+    except ValueError:
+        raise ValueError(f"not a date or date-time: {text!r} (e.g. 2015-01-01 or 2015-01-01T00:00:00Z)") from None
+    if end and re.fullmatch(r"\d{4}(-\d{2}){0,2}", text.strip()):
+        moment = pd.Period(text.strip()).end_time
+    return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
+
+
 class StacSourceConfig(_SourceBase):
     """A STAC API search (pystac-client) or a static catalog on disk, loaded lazily with odc-stac."""
 
     kind: Literal["stac"]
     api: str | None = Field(None, description="STAC API URL")
-    catalog: ConfigPath | None = Field(None, description="static catalog.json on disk")
+    catalog: Annotated[ConfigPath | None, BeforeValidator(_catalog_location)] = Field(
+        None, description="static catalog.json on disk (a path, relative to the config file, or a file:// URL)")
     collection: str | None = None
-    datetime: str | None = Field(None, description="date range, e.g. 2015-01-01/2020-12-31")
+    datetime: Annotated[str | None, BeforeValidator(_iso_text), AfterValidator(_check_date_range)] = Field(
+        None, description="date range, e.g. 2015-01-01/2020-12-31")
     max_cloud_cover: float | None = Field(None, ge=0, le=100, description="eo:cloud_cover at most (%)")
     sign: Literal["planetary-computer"] | None = Field(
         None, description="sign asset URLs when they are read: planetary-computer (needs the optional package: "
@@ -205,9 +260,27 @@ class StacSourceConfig(_SourceBase):
 SourceConfig = Annotated[FilesSourceConfig | StacSourceConfig, Field(discriminator="kind")]
 
 
+def _check_crs(value: str | None) -> str | None:
+    """A CRS pyproj knows and a grid can be laid out in (projected or geographic), or None / 'native'."""
+    if value is None or value == "native":
+        return value
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        crs = CRS.from_user_input(value)
+    except CRSError:
+        raise ValueError(f"not a CRS: {value!r}; give an EPSG code such as EPSG:32736, a WKT or PROJ string, "
+                         "'native' (the first scene's CRS) or leave it out (the AOI's UTM zone)") from None
+    if not (crs.is_projected or crs.is_geographic):
+        raise ValueError(f"{value!r} ({crs.name}) is not a horizontal CRS a pixel grid can be laid out in")
+    return value
+
+
 class GridConfig(Strict):
-    crs: str | None = Field(None, description="target CRS, projected in metres; default: the UTM zone of the "
-                            "AOI's centroid; 'native': the first scene's CRS")
+    crs: Annotated[str | None, AfterValidator(_check_crs)] = Field(
+        None, description="target CRS, projected in metres; default: the UTM zone of the AOI's centroid; "
+                          "'native': the first scene's CRS")
     resolution: float | None = Field(None, gt=0, description="pixel size in metres; default: the first scene's")
     anchor: Literal["scene", "resolution"] = Field(
         "scene", description="pixel edges on the first scene's grid (kept exactly where the projection is the "
@@ -379,10 +452,16 @@ class ClassifyConfig(Strict):
     max_depth: int | None = Field(None, ge=1)
     test_fraction: float = Field(0.3, gt=0, lt=1, description="share of labels held out for accuracy")
     random_state: int = 42
+    allow_import: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = Field(
+        default_factory=list,
+        description="import paths 'package.module:Name' that classify.model may name although they are not "
+                    "scikit-learn classifier classes (e.g. a function building a Pipeline); the code they name "
+                    "runs with model_params as its arguments")
     model: str = Field(
         "random_forest",
         description="random_forest, lightgbm, kmeans, or an import path 'package.module:Class' of a "
-                    "scikit-learn classifier (or a function returning one, e.g. a Pipeline)")
+                    "scikit-learn classifier class; any other callable (e.g. a function returning a Pipeline) "
+                    "only if listed in allow_import. A config can name code: run only configs you trust")
     model_params: dict[str, Any] = Field(
         default_factory=dict,
         description="keyword arguments of the model (random_forest: default n_estimators/max_depth above)")
@@ -433,6 +512,53 @@ class ClassifyConfig(Strict):
                                           "(and of a labelled validation sample) into the schema's")
     ignore_classes: list[int] = Field(
         default_factory=list, description="label codes to leave out of training (e.g. 0 = unlabelled)")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str, info: ValidationInfo) -> str:
+        resolve_model(model, info.data.get("allow_import", []))
+        return model
+
+
+BUILTIN_MODELS = ("random_forest", "lightgbm", "kmeans")
+
+
+def resolve_model(name: str, allow_import: list[str] | tuple[str, ...] = ()):
+    """What `classify.model` names: None for a built-in model (`BUILTIN_MODELS`), else the imported
+    class or callable. An import path ('package.module:Name' or 'package.module.Name') must be listed in
+    `allow_import`, or name a class that is a scikit-learn classifier (a `BaseEstimator` subclass whose
+    default instance `sklearn.base.is_classifier` accepts); nothing is called with the config's
+    parameters before that check. Raises ValueError saying why not."""
+    if name in BUILTIN_MODELS:
+        return None
+    module_name, sep, attribute = name.partition(":")
+    if not sep:
+        module_name, _, attribute = name.rpartition(".")
+    if not module_name or not attribute or not re.fullmatch(r"[A-Za-z_][\w.]*", module_name) \
+            or not attribute.isidentifier():
+        raise ValueError(f"{name!r} is neither {', '.join(BUILTIN_MODELS)} nor an import path like "
+                         "'sklearn.ensemble:ExtraTreesClassifier'")
+    import importlib
+    import inspect
+
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import {name!r} ({err})") from None
+    if f"{module_name}:{attribute}" in allow_import:
+        return target
+    from sklearn.base import BaseEstimator, is_classifier
+
+    if not (inspect.isclass(target) and issubclass(target, BaseEstimator)):
+        raise ValueError(f"{name!r} is not a scikit-learn classifier class; if you trust the code it names, "
+                         f"list it in classify.allow_import: ['{module_name}:{attribute}']")
+    try:
+        classifier = is_classifier(target())
+    except Exception as err:  # a default instance that cannot be made is no estimator to train
+        raise ValueError(f"{name!r}: cannot make a default instance to check it is a classifier ({err})") from None
+    if not classifier:
+        raise ValueError(f"{name!r} is a scikit-learn estimator but not a classifier (sklearn.base.is_classifier)")
+    return target
 
 
 class EventsConfig(Strict):
@@ -519,8 +645,10 @@ class VideoConfig(Strict):
     crossfade_seconds: float = Field(0.5, ge=0, description="cross-fade between two periods (added)")
     intro_seconds: float = Field(3.0, ge=0, description="intro card (title, mine, company, country, "
                                  "commodity, years); 0 = none")
-    outro_seconds: float = Field(11.0, ge=0, description="outro card with the data credits, also room for "
-                                 "YouTube's end screen (5-20 s); 11 s keeps its chapter >= 10 s; 0 = none")
+    last_period_seconds: float = Field(3.0, ge=0, description="the last period (the state the video ends on) "
+                                       "is held at least this long, before the outro card")
+    outro_seconds: float = Field(4.0, ge=0, description="outro card with the data credits; 0 = none (YouTube's "
+                                 "end screen, 5-20 s, can overlay the last period)")
     caption_seconds: float = Field(4.0, gt=0, description="how long an event caption shows before fading")
     title: str | None = Field(None, description="default: the AOI's name")
     subtitle: str | None = Field(None, description="default: mine, company, country, commodity of the "
@@ -666,31 +794,78 @@ def _given(error: dict) -> str:
     return "" if shown in error["msg"] else f" (got {shown})"
 
 
+MAX_CONFIG_BYTES = 4 * 2**20  # a config is a few kB; a larger file is not a config
+MAX_CONFIG_VALUES = 100_000   # values once YAML aliases are expanded (an "anchor bomb" has billions)
+_MAX_DEPTH = 64
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Read and check a YAML config.
 
-    Raises ConfigError with one line naming the file and the dotted key at fault.
+    Raises ConfigError with one line naming the file and the dotted key at fault: also for a file over
+    `MAX_CONFIG_BYTES`, one that is not UTF-8, and one whose anchors and aliases expand to more than
+    `MAX_CONFIG_VALUES` values (checked before anything reads the values).
     `overrides` (nested dict) is merged over the file, e.g. {"dask": {"scheduler": "tcp://..."}}.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    text = _read_text(path)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply to be a config") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (run_name, aoi, ingest, ...)")
+    _check_expansion(raw, path)
     raw = _merge(raw, overrides or {})
     raw["config_path"] = str(path.resolve())
     try:
         return PipelineConfig.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as err:
         raise ConfigError(f"{path}: {_format_errors(err)}") from None
+
+
+def _read_text(path: Path) -> str:
+    """The config file's text: at most MAX_CONFIG_BYTES, UTF-8 (a byte-order mark is allowed)."""
+    try:
+        with open(path, "rb") as stream:
+            content = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    if len(content) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MiB, too large for a config "
+                          "(is it the right file?)")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = content[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{content[err.start]:02x} at line {line}); save the "
+                          "config as UTF-8") from None
+
+
+def _check_expansion(raw: Any, path: Path) -> None:
+    """Refuse a document whose values, counted as YAML aliases expand them (each use of an alias counts
+    its whole value again), exceed MAX_CONFIG_VALUES; the walk stops at the limit, so a 'billion laughs'
+    file (or an alias of itself) fails at once."""
+    count, pending = 0, [(raw, ())]
+    while pending:
+        value, where = pending.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            key = ".".join(map(str, where[:4])) or "(top level)"
+            raise ConfigError(f"{path}: {key}: the config expands to more than {MAX_CONFIG_VALUES:,} values; "
+                              "YAML aliases (*name) repeat their anchor's value (&name) wherever they are used: "
+                              "remove the aliases or what they repeat")
+        if len(where) > _MAX_DEPTH:
+            raise ConfigError(f"{path}: {'.'.join(map(str, where[:4]))}: nested more than {_MAX_DEPTH} levels "
+                              "deep, too deep for a config (an alias of itself?)")
+        if isinstance(value, dict):
+            pending.extend((item, (*where, key)) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((item, (*where, index)) for index, item in enumerate(value))
 
 
 def _merge(base: dict, extra: dict) -> dict:

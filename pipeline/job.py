@@ -1,16 +1,22 @@
-"""One AOI of a run: what every stage of it needs to know (config, outline, events, where it writes)."""
+"""One AOI of a run: what every stage of it needs to know (config, outline, events, where it writes), and
+how a stage reports its progress inside (periods written, frames encoded) to whoever shows it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+import dask
 import geopandas as gpd
 import pandas as pd
 
 from pipeline.config import PipelineConfig
 from pipeline.results import OutputLayout
 
-__all__ = ["AoiJob"]
+__all__ = ["AoiJob", "StepCallback", "compute_with_progress"]
+
+# called as step(stage, done, total, unit): `done` of `total` units (e.g. "periods", "frames") of the stage
+StepCallback = Callable[[str, int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,66 @@ class AoiJob:
     events: pd.DataFrame
     out: OutputLayout
     batch: int = 4          # periods computed and written at once (bounded memory: one batch at a time)
+    step: StepCallback | None = field(default=None, compare=False, repr=False)
 
     @property
     def aoi_id(self) -> str:
         return self.aoi["aoi_id"]
+
+    def report(self, stage: str, done: int, total: int, unit: str) -> None:
+        """Tell the progress display that `done` of `total` units of `stage` are done."""
+        if self.step is not None:
+            self.step(stage, done, total, unit)
+
+
+def compute_with_progress(tasks: Sequence, on_done: Callable[[int], None] | None = None) -> list:
+    """`dask.compute(*tasks)`, calling `on_done(n)` each time one more of the tasks has finished.
+
+    On a distributed client the tasks run as futures (one graph: shared inputs are read once) and are
+    counted as they complete; on a local scheduler (threads, or none) a Dask callback counts them.
+    Returns the results in the order of `tasks`."""
+    tasks = list(tasks)
+    if on_done is None or not tasks:
+        return list(dask.compute(*tasks))
+    client = _distributed_client()
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        for count, _ in enumerate(as_completed(futures), start=1):
+            on_done(count)
+        results = client.gather(futures)
+        for future in futures:
+            future.release()
+        return list(results)
+    return _compute_locally(tasks, on_done)
+
+
+def _compute_locally(tasks: list, on_done: Callable[[int], None]) -> list:
+    from dask.callbacks import Callback
+
+    keys = {task.key for task in tasks}
+    finished: set = set()
+
+    class _Count(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if key in keys and key not in finished:
+                finished.add(key)
+                on_done(len(finished))
+
+    with _Count():
+        results = dask.compute(*tasks)
+    if len(finished) < len(tasks):  # keys renamed by optimisation: say the batch is done
+        on_done(len(tasks))
+    return list(results)
+
+
+def _distributed_client():
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None

@@ -102,6 +102,7 @@ def demo_run(tmp_path_factory) -> Path:
     shutil.copy(HERE / "demo_small.yaml", root / "config.yaml")
     result = midr("run", str(root / "config.yaml"))
     assert result.returncode == 0, result.stderr
+    (root / "run_stderr.txt").write_text(result.stderr)  # what the user saw (tests/test_cli.py)
     # other tests rerun this config (resume, --force): keep the manifest of this first, full run
     shutil.copy(root / "outputs" / "demo_small" / "manifest.json", root / "first_manifest.json")
     return root

@@ -6,6 +6,7 @@
     predict     class maps and confidence, block by block on Dask
     accuracy    sample accuracy, spatially blocked cross-validation, agreement with a reference map
     sampling    Olofsson et al. (2014) sample designs and error-adjusted area estimators
+    labelling   the sample's labelling form in QGIS (a drop-down of class names, stored in its GPKG)
     temporal    the flicker filter across periods
     cleaning    temporal gap filling and the minimum mapping unit, before any area is counted
     stage       the classify stage of one AOI (writes classes/, classes_cleaned/, metrics/, models/, validation/)

@@ -1,8 +1,10 @@
 """Classifiers by name or import path, and saving/loading trained models safely (skops).
 
 `make_classifier("random_forest" | "lightgbm" | "kmeans" | "package.module:Class" | "package.module.Class",
-params, random_state=...)`. Saved models are skops files (no pickle: loading executes no code; only
-types on the trusted list below, or the ones the user names, are loaded) beside a metadata JSON with
+params, random_state=..., allow_import=[...])`: an import path must name a scikit-learn classifier class,
+or be on the config's allow-list (`classify.allow_import`); see `pipeline.config.resolve_model`. Saved
+models are skops files (no pickle: loading executes no code; only types on the trusted list below, or
+the ones the user names, are loaded) beside a metadata JSON with
 the classes, the feature names in order, the training-data hash and the library versions. A model
 whose features differ from the run's is refused.
 """
@@ -10,8 +12,8 @@ whose features differ from the run's is refused.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.ensemble import RandomForestClassifier
 
+from pipeline.config import resolve_model
 from pipeline.errors import InputError
 
 __all__ = [
@@ -83,9 +86,11 @@ class ClusterClassifier(ClassifierMixin, BaseEstimator):
         return self.cluster_class_[self._cluster(X)]
 
 
-def make_classifier(kind: str, params: Mapping[str, Any] | None = None, *, random_state: int) -> BaseEstimator:
-    """A fresh, unfitted classifier: "random_forest" (default), "lightgbm", "kmeans", or any scikit-learn
-    compatible class (or a function returning e.g. a Pipeline) by import path "package.module:Name".
+def make_classifier(kind: str, params: Mapping[str, Any] | None = None, *, random_state: int,
+                    allow_import: Sequence[str] = ()) -> BaseEstimator:
+    """A fresh, unfitted classifier: "random_forest" (default), "lightgbm", "kmeans", or a scikit-learn
+    classifier class by import path "package.module:Name"; any other callable (e.g. a function returning
+    a Pipeline) only where its path is in `allow_import` (`classify.allow_import`).
 
     `params` are its keyword arguments; `random_state` is passed when the estimator has one and it is
     not set in `params`.
@@ -106,7 +111,10 @@ def make_classifier(kind: str, params: Mapping[str, Any] | None = None, *, rando
     elif kind == "kmeans":
         factory = ClusterClassifier
     else:
-        factory = _import(kind)
+        try:
+            factory = resolve_model(kind, tuple(allow_import))
+        except ValueError as err:
+            raise InputError(f"classify.model: {err}") from None
     try:
         estimator = factory(**params)
     except TypeError as err:
@@ -116,19 +124,6 @@ def make_classifier(kind: str, params: Mapping[str, Any] | None = None, *, rando
     if not hasattr(estimator, "fit") or not hasattr(estimator, "predict"):
         raise InputError(f"classify.model: {kind} is not a classifier (no fit/predict)")
     return clone(estimator)
-
-
-def _import(path: str):
-    module_name, sep, name = path.partition(":")
-    if not sep:
-        module_name, _, name = path.rpartition(".")
-    if not module_name or not name:
-        raise InputError(f"classify.model: {path!r} is neither random_forest, lightgbm, kmeans nor an "
-                         "import path like 'sklearn.ensemble:ExtraTreesClassifier'")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as err:
-        raise InputError(f"classify.model: cannot import {path!r} ({err})") from None
 
 
 def training_hash(X: np.ndarray, y: np.ndarray) -> str:
@@ -204,12 +199,20 @@ def load_model(data: bytes, *, trusted: Sequence[str] = (), source: str = "model
     (classify.trusted_types); anything else is refused before any object is built."""
     import skops.io as sio
 
-    untrusted = set(sio.get_untrusted_types(data=data))
+    try:
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as err:  # not a skops zip, or one cut short
+        raise InputError(f"{source}: not a readable skops model file ({type(err).__name__}: {err}); it may be "
+                         "truncated or not a model: train again or point classify.model_path at another file") from None
     unknown = sorted(untrusted - set(trusted) - _TRUSTED)
     if unknown:
         raise InputError(f"{source}: the model holds types that are not trusted: {unknown}; if you trust "
                          "the file, list them in classify.trusted_types")
-    return sio.loads(data, trusted=sorted(untrusted))
+    try:
+        return sio.loads(data, trusted=sorted(untrusted))
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as err:
+        raise InputError(f"{source}: cannot load the skops model ({type(err).__name__}: {err}); it may be damaged: "
+                         "train again or point classify.model_path at another file") from None
 
 
 # Types of this package and of LightGBM that the models above consist of (skops trusts sklearn's own).

@@ -23,12 +23,13 @@ import xarray as xr
 
 from pipeline import classify, io
 from pipeline.classify import cleaning, models, sampling, temporal
+from pipeline.classify.labelling import labelling_style
 from pipeline.composite.periods import Period, period_coords, periods_of
 from pipeline.composite.stage import period_tags
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest.grid import pixel_area_ha
-from pipeline.job import AoiJob
+from pipeline.job import AoiJob, compute_with_progress
 from pipeline.results import OutputLayout
 
 __all__ = ["classify_stage", "read_class_map", "train_and_predict", "filter_flicker", "clean_class_maps",
@@ -68,6 +69,9 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
         accuracy["temporal_filter"] = facts["temporal_filter"]
         predicted = predicted.assign(class_map=class_map)
     colours = {c.code: _rgba(c.colour) for c in config.classes}
+    per_period = 2 if config.classify.confidence else 1
+    total = per_period * len(periods)
+    job.report("classify", 0, total, "maps")
     for start in range(0, len(periods), job.batch):
         batch = periods[start:start + job.batch]
         tasks = [dask.delayed(io.write_period_cog)(predicted["class_map"].sel(period=p.id), out.class_map(aoi_id, p.id),
@@ -78,7 +82,8 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
             tasks += [dask.delayed(io.write_period_cog)(predicted["confidence"].sel(period=p.id),
                                                         out.confidence(aoi_id, p.id), band_names=["confidence"],
                                                         nodata=np.nan, tags=period_tags(p)) for p in batch]
-        for path in dask.compute(*tasks):
+        done = per_period * start
+        for path in compute_with_progress(tasks, lambda n, done=done: job.report("classify", done + n, total, "maps")):
             io.note_written(path)
     class_map = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
     facts["cleaning"] = accuracy["cleaning"] = _write_cleaned(job, class_map, periods, colours)
@@ -137,7 +142,8 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
         if settings.model == "random_forest":
             params.setdefault("n_estimators", settings.n_estimators)
             params.setdefault("max_depth", settings.max_depth)
-        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state)
+        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state,
+                                           allow_import=settings.allow_import)
         model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
                                                           random_state=settings.random_state)
         accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)
@@ -276,7 +282,8 @@ def validation_design(config: PipelineConfig, class_map: xr.DataArray, accuracy:
     names = {c.code: c.name for c in config.classes}
     design, pixels = _sample_design(settings, strata, names)
     design["period"] = period
-    io.write_gpkg(design, out.sample_design(aoi_id), layer=f"{aoi_id} validation sample {period}")
+    io.write_gpkg(design, out.sample_design(aoi_id), layer=f"{aoi_id} validation sample {period}",
+                  qgis_style=labelling_style(names))
     report = {"sample_design": {"period": period, "n_samples": int(len(design)),
                                 "per_stratum": dict(zip(map(str, names), design.groupby("map_code").size()
                                                         .reindex(list(names), fill_value=0).tolist()))}}
@@ -341,7 +348,8 @@ def _change_validation(config: PipelineConfig, class_map: xr.DataArray, out: Out
     names = change_names(config)
     design, pixels = _sample_design(settings, strata, names)
     design["period_from"], design["period_to"] = first, last
-    io.write_gpkg(design, out.change_sample_design(aoi_id), layer=f"{aoi_id} change validation sample {first} to {last}")
+    io.write_gpkg(design, out.change_sample_design(aoi_id), layer=f"{aoi_id} change validation sample {first} to {last}",
+                  qgis_style=labelling_style(names))
     report = {"periods": [first, last], "n_samples": int(len(design))}
     if settings.change_validation_sample is not None:
         counts = _labelled_counts(settings.change_validation_sample, settings, strata, list(names), merge=False)

@@ -23,7 +23,7 @@ from pipeline.config import CompositeConfig
 from pipeline.errors import InputError
 from pipeline.ingest import drop_empty_scenes
 from pipeline.ingest.sources import aoi_stack
-from pipeline.job import AoiJob
+from pipeline.job import AoiJob, compute_with_progress
 from pipeline.results import OutputLayout
 
 __all__ = ["composite_stage", "read_composites", "configured_periods", "period_tags"]
@@ -77,13 +77,15 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     written_periods, skipped = [], [p for p in listed_periods if p not in candidates]
     for period in skipped:  # every scene of the period was empty (or a window holds no acquisition)
         log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
+    job.report("composite", 0, len(candidates), "periods")
     for start in range(0, len(candidates), job.batch):
         batch = candidates[start:start + job.batch]
-        written = dask.compute(*[
+        written = compute_with_progress([
             dask.delayed(io.write_period_cog)(composites[layers].sel(period=p.id).to_dataarray("band").astype("float32"),
                                               out.composite(aoi_id, p.id), band_names=layers, nodata=np.nan,
-                                              tags=period_tags(p), skip_empty=True)
-            for p in batch])
+                                              tags=period_tags(p), skip_empty=True,
+                                              colour_interpretation=io.rgb_colour_interpretation(layers))
+            for p in batch], lambda n, start=start: job.report("composite", start + n, len(candidates), "periods"))
         for period, path in zip(batch, written):
             if path is None:
                 log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)

@@ -15,9 +15,9 @@ from pipeline.events.zones import ZONES, link_events, event_zones, zone_mask, zo
 from pipeline.events.effects import (EVENT_METRICS_COLUMNS, BACI_COLUMNS, Window, event_metrics_table, event_periods,
                                      event_span, mixed_periods, baci_effects)
 from pipeline.events.captions import event_caption
-from pipeline.events.public import WITHHELD, generalise_events, generalise_zones
+from pipeline.events.public import WITHHELD, generalise_events, generalise_text, generalise_zones
 
 __all__ = ["ANALYSES", "normalise_events", "read_events", "ZONES", "link_events", "event_zones", "zone_mask",
            "zone_masks", "zone_pixel_counts", "EVENT_METRICS_COLUMNS", "BACI_COLUMNS", "event_metrics_table",
            "event_periods", "baci_effects", "Window", "event_span", "mixed_periods", "event_caption", "WITHHELD",
-           "generalise_events", "generalise_zones"]
+           "generalise_events", "generalise_text", "generalise_zones"]

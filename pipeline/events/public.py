@@ -1,5 +1,9 @@
 """Public mode: the one place that generalises events. Community and site points snap to a grid,
-their names are withheld; zones become grid cells."""
+their names are withheld, also inside any other text (a source title, a note), and so are coordinates
+written in text; zones become grid cells.
+
+Every writer of an output takes the generalised events (`generalise_events`), and free text of the
+config that ends up in an output (a video title, credits) goes through `generalise_text`."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import box
 
-__all__ = ["WITHHELD", "generalise_events", "generalise_zones"]
+__all__ = ["WITHHELD", "generalise_events", "generalise_text", "generalise_zones"]
 
 
 WITHHELD = "[withheld]"
@@ -22,11 +26,18 @@ _SENSITIVE_POINTS = (("origin_lat", "origin_lon"), ("site_lat", "site_lon"))
 
 _SENSITIVE_NAMES = ("origin_community", "resettlement_site")
 
+# coordinates written in text: decimal degrees with 3+ decimals (-16.1234, 33.5678°E, -16.1/33.2 pairs) or
+# degrees and minutes (16°07'24"S); not parts of longer tokens such as a DOI (10.1016/j.x.2019.01.001) or a
+# version (1.2.345)
+_COORDINATE_TEXT = re.compile(
+    r"(?<![\w.-])(?!10\.\d{4,9}/)[-+\u2212]?\d{1,3}(?:\.\d{3,}\s*°?|\s*°\s*\d{1,2}(?:\.\d+)?\s*['′]"
+    r"(?:\s*\d{1,2}(?:\.\d+)?\s*[\"″]|'')?)\s*[NSEWnsew]?(?![\w.])")
+
 
 def _names(events: pd.DataFrame) -> list[str]:
     """Every community and site name in the records, also the parts of lists like 'A; B (of C)'."""
     found = set()
-    for column in _SENSITIVE_NAMES:
+    for column in (c for c in _SENSITIVE_NAMES if c in events.columns):
         for text in events[column].dropna().astype(str):
             found.add(text.strip())
             found.update(p.strip() for p in re.split(r"[;,()]", text) if len(p.strip()) > 3)
@@ -48,7 +59,8 @@ def generalise_events(events: pd.DataFrame, *, grid_m: float) -> pd.DataFrame:
     """Records safe to publish: community and site points snapped to a `grid_m` grid, their names
     withheld (also where they appear inside other text, e.g. a source title). Mines stay as they are,
     and so do the ids (`event_id`, `aoi_id`): they key every table, so give events ids that do not
-    name a community before publishing."""
+    name a community before publishing. Coordinates written in text are withheld too. Generalising
+    generalised records changes nothing."""
     public = events.copy()
     names = _names(events)
     for lat, lon in _SENSITIVE_POINTS:
@@ -72,7 +84,16 @@ def _withhold(value: object, names: Sequence[str]) -> object:
         return value
     for name in names:
         value = re.sub(re.escape(name), WITHHELD, value, flags=re.I)
-    return value
+    return _COORDINATE_TEXT.sub(WITHHELD, value)
+
+
+def generalise_text(text: str | None, events: pd.DataFrame) -> str | None:
+    """A free text of the config or the AOI file (video title, subtitle, credits) with the names of the
+    events' communities and sites, and any coordinates, withheld, as in `generalise_events`."""
+    if text is None:
+        return None
+    return _withhold(text, _names(events))
+
 
 
 def generalise_zones(zones: gpd.GeoDataFrame, *, grid_m: float) -> gpd.GeoDataFrame:

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from pipeline.errors import InputError
+from pipeline.results import check_id
 
 __all__ = ["ANALYSES", "UNIT_KINDS", "normalise_events", "unit_kind", "parse_count", "read_events"]
 
@@ -110,6 +111,12 @@ def _event_dates(events: pd.DataFrame) -> pd.DataFrame:
     `date_start`/`date_end`, or else 1 January of year_start to 31 December of year_end (either year
     standing for both where one is missing). Records given only by date get their years from it.
     Raises InputError for a date that is not one, or an end before the start."""
+    reversed_years = events["year_end"] < events["year_start"]
+    if reversed_years.any():
+        first, more = events[reversed_years].iloc[0], int(reversed_years.sum()) - 1
+        raise InputError(f"event {first['event_id']!r}: year_end {int(first['year_end'])} is before year_start "
+                         f"{int(first['year_start'])} (the years are reversed); swap them in the events table"
+                         + (f" ({more} more event(s) have reversed years)" if more else ""))
     events = events.copy()
     starts, ends = [], []
     for index, event in events.iterrows():
@@ -118,9 +125,6 @@ def _event_dates(events: pd.DataFrame) -> pd.DataFrame:
         start = date or _date(event.get("date_start"), event_id=event_id, column="date_start")
         end = date or _date(event.get("date_end"), event_id=event_id, column="date_end") or start
         first, last = event["year_start"], event["year_end"]
-        if pd.notna(first) and pd.notna(last) and last < first:
-            raise InputError(f"event {event_id!r}: year_end {int(last)} is before year_start {int(first)}; "
-                             "swap them or correct the record")
         if start is not None:  # given by dates: the years follow from them where the record has none
             if end < start:
                 raise InputError(f"event {event_id!r}: it ends ({end.date()}) before it starts ({start.date()}); "
@@ -146,6 +150,8 @@ def normalise_events(records: pd.DataFrame) -> pd.DataFrame:
         raise InputError("the events table has no event_id column")
     events = records.copy()
     events["event_id"] = events["event_id"].astype(str)
+    for event_id in events["event_id"]:  # ids name report charts and key every table
+        check_id(event_id, what="event", where="events table (event_id)")
     duplicated = events["event_id"][events["event_id"].duplicated()].unique()
     if len(duplicated):
         raise InputError(f"event ids must be unique, repeated: {list(duplicated)}")

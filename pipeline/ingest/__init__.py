@@ -14,7 +14,7 @@
 Uses: the base modules (errors, config, io) only.
 """
 
-from pipeline.ingest.aois import read_aois
+from pipeline.ingest.aois import aoi_outline, read_aois, repair_polygons
 from pipeline.ingest.grid import target_grid, pixel_area_ha
 from pipeline.ingest.rasters import open_raster, open_layer
 from pipeline.ingest.scenes import SceneFiles, find_scene_files
@@ -24,8 +24,8 @@ from pipeline.ingest.sources import ListedSource, aoi_stack, cloud_plan, find_it
 from pipeline.ingest.stack import (aoi_mask, check_bands, drop_empty_scenes, files_stack, items_stack, merge_sources,
                                    scene_stack)
 
-__all__ = ["read_aois", "target_grid", "pixel_area_ha", "open_raster", "open_layer", "SceneFiles",
-           "find_scene_files", "SensorProfile", "profile_for", "MASK_CODES", "MASK_NODATA", "ListedSource",
-           "aoi_stack", "cloud_plan", "find_items", "list_sources", "source_profile", "CloudPlan",
-           "spectral_cloud_shadow", "temporal_cloud_shadow", "aoi_mask", "check_bands", "drop_empty_scenes",
+__all__ = ["read_aois", "aoi_outline", "repair_polygons", "target_grid", "pixel_area_ha", "open_raster",
+           "open_layer", "SceneFiles", "find_scene_files", "SensorProfile", "profile_for", "MASK_CODES",
+           "MASK_NODATA", "ListedSource", "aoi_stack", "cloud_plan", "find_items", "list_sources", "source_profile",
+           "CloudPlan", "spectral_cloud_shadow", "temporal_cloud_shadow", "aoi_mask", "check_bands", "drop_empty_scenes",
            "files_stack", "items_stack", "merge_sources", "scene_stack"]

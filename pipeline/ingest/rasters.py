@@ -35,6 +35,7 @@ def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
     from odc.geo.geobox import GeoBox
     from odc.geo.xr import xr_coords
 
+    failure = None
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
@@ -42,7 +43,9 @@ def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
             grid = GeoBox((src.height, src.width), src.transform, src.crs.to_wkt())
             count, dtype, nodata, descriptions = src.count, src.dtypes[0], src.nodata, src.descriptions
     except (RasterioIOError, OSError) as err:
-        raise InputError(f"{path}: cannot open as a raster ({err})") from None
+        failure = _gone(str(path)) or InputError(f"{path}: cannot open as a raster ({err})")
+    if failure is not None:  # raised outside the handler: no GDAL error chain (see _read_block)
+        raise failure
     chunks = ((count,), _split(grid.shape.y, chunk_size), _split(grid.shape.x, chunk_size))
     name = "read-" + dask.base.tokenize(str(path), os.path.getmtime(path) if os.path.exists(path) else 0,
                                          chunk_size)
@@ -66,8 +69,20 @@ def _read_block(*, path: str, block_info=None) -> np.ndarray:
     except (RasterioIOError, OSError) as err:  # a file cut short or damaged after its header was read
         cause = f"{one_line(err)}{f': {one_line(err.__cause__)}' if err.__cause__ else ''}"
         bands = f"band {b1}" if b1 - b0 == 1 else f"bands {b0 + 1}-{b1}"
-        raise InputError(f"{path}: cannot read {bands}, rows {r0}-{r1 - 1} ({cause}); the file looks "
-                         "truncated or corrupt (copy or download it again)") from None
+        failure = _gone(path) or InputError(f"{path}: cannot read {bands}, rows {r0}-{r1 - 1} ({cause}); the "
+                                            "file looks truncated or corrupt (copy or download it again)")
+    # raised outside the handler, so the error carries no chain of GDAL errors: on a Dask worker, an error
+    # whose chain cannot be unpickled reaches the runner as a bare Exception, not as this InputError
+    raise failure
+
+
+def _gone(path: str) -> InputError | None:
+    """A local file that is not there any more is not damaged: it was deleted or moved (or unmounted)
+    after the scenes were listed. The error that says so, or None if the file is there."""
+    if "://" in path or os.path.exists(path):
+        return None
+    return InputError(f"{path}: the file is gone: it was deleted or moved while the run used it (it was there "
+                      "when the scenes were listed); put it back and run again")
 
 
 def open_layer(path: Path | str, band: int, *, chunk_size: int) -> xr.DataArray:

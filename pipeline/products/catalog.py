@@ -40,6 +40,7 @@ from pipeline import io
 from pipeline.ingest.rasters import open_raster
 from pipeline.config import ClassDef
 from pipeline.errors import InputError
+from pipeline.products.kept import kept_aois
 from pipeline.results import OutputLayout, RunOutputs, open_run
 
 __all__ = ["validate_output_catalog", "write_output_catalog"]
@@ -60,29 +61,36 @@ _CLASS_NODATA = 255
 _DEGREES = 7  # decimals of lon/lat in geometries and bboxes (~1 cm)
 
 
-def write_output_catalog(run_dir: Path, manifest: dict | None = None) -> list[Path]:
+def write_output_catalog(run_dir: Path, manifest: dict | None = None, keep: set[str] | None = None) -> list[Path]:
     """Write `<run_dir>/stac/catalog.json` and its collections and items; returns the files written.
 
     One collection per AOI whose composites were written, one item per AOI and period (see the module
     docstring). `manifest`: the run's manifest where it is not yet on disk. JSON files under `stac/`
-    left from an earlier catalog of the folder and not written now are removed.
+    left from an earlier catalog of the folder and not written now are removed. The AOIs in `keep`
+    (default: those that failed in the run, `kept_aois`) keep the collection and items of the earlier
+    catalog, as they were.
     """
     run = open_run(run_dir) if manifest is None else RunOutputs(OutputLayout(Path(run_dir)), manifest)
     layout = run.layout
+    keep = kept_aois(run) if keep is None else set(keep)
+    earlier = {a: layout.path("stac", a, "collection.json") for a in keep}
+    earlier = {a: path for a, path in earlier.items() if path.is_file()}
     root = pystac.Catalog(id=run.manifest["run_name"], title=f"midr-pipeline run {run.manifest['run_name']}",
                           description="Yearly composites, land-cover class maps and change rasters of a "
                                       "midr-pipeline run, one collection per mine area (AOI).",
                           catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    for aoi_id in sorted(_done(run, "composite")):
-        if run.periods(aoi_id):
+    for aoi_id in sorted(set(_done(run, "composite")) | set(earlier)):
+        if aoi_id in earlier:  # failed in this run: its last good collection, read back
+            root.add_child(pystac.Collection.from_file(str(earlier[aoi_id])))
+        elif run.periods(aoi_id):
             root.add_child(_collection(run, aoi_id))
     root.normalize_hrefs(str(layout.stac_catalog.parent.absolute()))
     root.make_all_asset_hrefs_relative()
     stac_io = _RunStacIO()
     root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, stac_io=stac_io)
     written = sorted(stac_io.written)
-    folder = layout.stac_catalog.parent
-    for stale in sorted(set(folder.rglob("*.json")) - set(written)):
+    folder = layout.stac_catalog.parent.absolute()  # `written` is absolute: a relative run_dir must not look stale
+    for stale in sorted(set(folder.rglob("*.json")) - {p.absolute() for p in written}):
         log.info("removing %s, left from an earlier catalog of this run folder", stale)
         stale.unlink()
         if not any(stale.parent.iterdir()) and stale.parent != folder:
@@ -266,6 +274,8 @@ def _raster_fields(asset: pystac.Asset, path: Path, *, data_type: DataType, noda
         wkt2=None if epsg is not None else grid.crs.to_wkt(),
         shape=[grid.shape.y, grid.shape.x], transform=[a.a, a.b, a.c, a.d, a.e, a.f],
         bbox=[left, bottom, right, top])
+    if epsg is not None:  # projection v1's field too, for readers of the JSON that know only it (stackstac)
+        asset.extra_fields["proj:epsg"] = int(epsg)
     names = [d or f"b{i}" for i, d in enumerate(raster.attrs["descriptions"], start=1)]
     bands = []
     for name in names:

@@ -26,7 +26,8 @@ import xarray as xr
 
 from pipeline import classify, events, io
 from pipeline.classify import sampling
-from pipeline.ingest import aoi_mask, aoi_stack, list_sources, pixel_area_ha, read_aois
+from pipeline.classify.labelling import labelling_style
+from pipeline.ingest import aoi_mask, aoi_outline, aoi_stack, list_sources, pixel_area_ha, read_aois
 from pipeline.products import exports
 from pipeline.config import ClassDef, PipelineConfig
 from pipeline.errors import InputError
@@ -40,6 +41,7 @@ __all__ = [
     "scene_inventory",
     "composite_series",
     "band_stretch",
+    "jpeg_preview",
     "event_zones",
     "zone_areas",
     "zonal_mean",
@@ -79,10 +81,7 @@ def aoi_geometry(config: PipelineConfig, aoi_id: str) -> gpd.GeoSeries:
     aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
     if aoi_id not in set(aois["aoi_id"]):
         raise InputError(f"{config.aoi.path}: no AOI {aoi_id!r}; ids are {sorted(aois['aoi_id'])}")
-    geometry = gpd.GeoSeries(aois.loc[aois["aoi_id"] == aoi_id].geometry.values, crs=aois.crs).buffer(0)
-    if config.aoi.buffer_m:
-        geometry = geometry.to_crs(geometry.estimate_utm_crs()).buffer(config.aoi.buffer_m)
-    return geometry
+    return aoi_outline(aois.loc[aois["aoi_id"] == aoi_id].geometry.iloc[0], aois.crs, buffer_m=config.aoi.buffer_m)
 
 
 def aoi_scene_stack(config: PipelineConfig, aoi_id: str) -> xr.Dataset:
@@ -135,6 +134,21 @@ def band_stretch(composites: xr.Dataset, bands: Sequence[str], *, percentiles: t
         low, high = np.nanpercentile(np.concatenate([v.ravel() for v in values.values()]), percentiles)
         return {b: (float(low), float(high)) for b in bands}
     return {b: tuple(float(q) for q in np.nanpercentile(v, percentiles)) for b, v in values.items()}
+
+
+def jpeg_preview(path: Path, *, width: int = 640, quality: int = 85) -> bytes:
+    """An image file (e.g. the video's poster) as a JPEG `width` pixels wide: small enough to keep in a
+    saved notebook (`IPython.display.Image(data=..., format="jpeg")`)."""
+    import io as _bytes_io
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+    buffer = _bytes_io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def event_zones(run: RunOutputs, aoi_id: str) -> gpd.GeoDataFrame:
@@ -288,10 +302,13 @@ def sample_design(strata: xr.DataArray, classes: Sequence[ClassDef], *,
     return SampleDesign(table=table, n_planned=n_planned, target_se=target_se, points=points)
 
 
-def write_sample(points: gpd.GeoDataFrame, path: Path, *, layer: str) -> Path:
+def write_sample(points: gpd.GeoDataFrame, path: Path, *, layer: str,
+                 classes: Sequence[ClassDef] | None = None) -> Path:
     """The sample as a GeoPackage to open (and label) in QGIS; `layer` is the name QGIS lists it under
-    (e.g. "<aoi_id> validation sample <period>"). Returns `path`."""
-    io.write_gpkg(points, Path(path), layer=layer)
+    (e.g. "<aoi_id> validation sample <period>"); with `classes`, QGIS shows a drop-down of their names
+    on `reference_code` (`classify.labelling`). Returns `path`."""
+    style = labelling_style({c.code: c.name for c in classes}) if classes is not None else None
+    io.write_gpkg(points, Path(path), layer=layer, qgis_style=style)
     return Path(path)
 
 

@@ -16,7 +16,9 @@ from pipeline.config import ClassDef
 
 __all__ = ["class_maps_figure", "class_area_figure", "scene_inventory_figure", "composites_figure",
            "ndvi_series_figure", "confusion_matrix_figure", "area_estimates_figure", "baci_effects_figure",
-           "events_by_figure", "events_timeline_figure"]
+           "events_by_figure", "events_timeline_figure", "event_effects_figure"]
+
+_ZONE_COLOUR, _CONTROL_COLOUR = "#c2410c", "#64748b"  # event charts: the event's zone, the control ring
 
 
 def class_maps_figure(class_map: xr.DataArray, classes: Sequence[ClassDef], *, columns: int = 5) -> Figure:
@@ -285,4 +287,48 @@ def events_timeline_figure(events: pd.DataFrame, *, colour_by: str = "lifecycle_
     ax.set_title(f"{len(dated)} events with a year" + (f" ({len(events) - len(dated)} without)"
                                                         if len(dated) < len(events) else ""))
     figure.tight_layout()
+    return figure
+
+
+def event_effects_figure(rows: Sequence[dict], classes: Sequence[ClassDef], *,
+                         zone_names: dict[str, str]) -> Figure:
+    """Per zone: the class shares before and after in the zone and the control ring (left), and the
+    BACI effect in ha with its 95 % CI (right). `rows`: the report's effect rows of one event (zone,
+    class_name, status, impact/control shares before and after, effect_ha, ci95_low_ha, ci95_high_ha)."""
+    zones = list(dict.fromkeys(r["zone"] for r in rows if r["status"] == "ok"))
+    names = [c.name for c in classes]
+    figure = Figure(figsize=(10, 0.55 * len(names) * len(zones) + 1.2), layout="constrained")
+    axes = figure.subplots(len(zones), 2, squeeze=False, sharey=True)
+    y = np.arange(len(names))
+    for (left, right), zone in zip(axes, zones):
+        here = {r["class_name"]: r for r in rows if r["zone"] == zone and r["status"] == "ok"}
+
+        def get(key: str, here=here) -> np.ndarray:
+            return np.array([here[n][key] if n in here and here[n][key] is not None else np.nan for n in names],
+                            dtype=float)
+
+        height = 0.2
+        for offset, key, colour, alpha, label in ((-1.5, "impact_share_before", _ZONE_COLOUR, 0.45, "zone, before"),
+                                                  (-0.5, "impact_share_after", _ZONE_COLOUR, 1.0, "zone, after"),
+                                                  (0.5, "control_share_before", _CONTROL_COLOUR, 0.45, "control, before"),
+                                                  (1.5, "control_share_after", _CONTROL_COLOUR, 1.0, "control, after")):
+            left.barh(y + offset * height, get(key) * 100, height=height, color=colour, alpha=alpha, label=label)
+        left.set_yticks(y, names)
+        left.set_xlabel("share of the area (%)")
+        left.set_title(f"{zone_names.get(zone, zone)}: before and after", loc="left", fontsize=10)
+        effect, low, high = get("effect_ha"), get("ci95_low_ha"), get("ci95_high_ha")
+        colours = ["#b91c1c" if h < 0 else "#1d4ed8" if lo > 0 else "#9ca3af" for lo, h in zip(low, high)]
+        right.barh(y, effect, height=0.5, color=colours)
+        right.errorbar(effect, y, xerr=[effect - low, high - effect], fmt="none", ecolor="#111827", capsize=3,
+                       linewidth=1)
+        right.axvline(0, color="#111827", linewidth=0.8)
+        right.set_xlabel("BACI effect (ha), 95% CI")
+        right.set_title(f"{zone_names.get(zone, zone)}: effect against the control", loc="left", fontsize=10)
+        for ax in (left, right):
+            ax.spines[["top", "right"]].set_visible(False)
+            ax.grid(axis="x", color="#e5e7eb", linewidth=0.8)
+            ax.set_axisbelow(True)
+    axes[0][0].invert_yaxis()  # shared by all panels: first class on top
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper left", ncol=4, fontsize=9, frameon=False)
     return figure

@@ -3,15 +3,23 @@
 QGIS loads `<name>.qml` beside `<name>.tif` as the layer's default style when the layer is added. This
 module writes:
 
-    <aoi>/classes/<period>.qml             paletted renderer: each class code with its colour and name
-    <aoi>/classes/<period>_confidence.qml  pseudocolour (viridis) from 0 to 1
-    <aoi>/change/first_change.qml          one colour (viridis) per period a change can first be seen in,
-                                           labelled with the period; never changed light grey
-    <aoi>/classes_cleaned/<period>.qml     as the class maps
+    <aoi>/composites/<period>.qml              true colour: bands red, green, blue (found by name), one
+                                               stretch for the whole series so periods compare by eye
+    <aoi>/composites/<period>_false_colour.qml false colour (nir, red, green), to load by hand
+    <aoi>/classes/<period>.qml                 paletted renderer: each class code with its colour and name
+    <aoi>/classes/<period>.tif.aux.xml         class names and colours for GDAL-based tools (`io.write_category_sidecar`)
+    <aoi>/classes/<period>_confidence.qml      pseudocolour (viridis) over the run's confidence values (2nd
+                                               percentile to the highest, over all periods)
+    <aoi>/change/first_change.qml              one colour (viridis) per period a change can first be seen in,
+                                               labelled with the period; never changed light grey
+    <aoi>/classes_cleaned/<period>.qml         as the class maps (and the .aux.xml class names beside them)
     <aoi>/classes_cleaned/<period>_cleaning.qml  paletted: observed, gap-filled, changed by the MMU, both
     <aoi>/change/first_last.qml, change/consecutive/<from>_to_<to>.qml
-                                           paletted: stable, each transition of interest, other change
-                                           (named from the raster's CHANGE_<value> tags)
+                                               paletted: stable, each transition of interest, other change
+                                               (named from the raster's CHANGE_<value> tags)
+
+Without its .qml QGIS shows a composite with bands 1, 2, 3 (blue, green, red) as red, green, blue: it
+does not use the file's colour interpretation to pick them.
 
 The XML follows what QGIS 3 writes and reads for raster layers: `<qgis><pipe><rasterrenderer ...>` with a
 `colorPalette` of `paletteEntry` (value, color, alpha, label) for the paletted renderer and a
@@ -24,10 +32,12 @@ date or path: the same run gives the same bytes.
 from __future__ import annotations
 
 import itertools
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
@@ -39,8 +49,13 @@ from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.config import ClassDef
 from pipeline.results import open_run
 
-__all__ = ["QGIS_VERSION", "change_map_style", "class_map_style", "cleaning_style", "confidence_style",
-           "first_change_style", "write_styles"]
+__all__ = ["QGIS_VERSION", "TRUE_COLOUR", "FALSE_COLOUR", "change_map_style", "class_map_style", "cleaning_style",
+           "composite_style", "confidence_style", "first_change_style", "series_range", "write_styles"]
+
+TRUE_COLOUR = ("red", "green", "blue")
+FALSE_COLOUR = ("nir", "red", "green")  # colour infrared: vegetation red, water dark, bare ground cyan-grey
+_CONFIDENCE_PERCENTILES = (2.0, 100.0)  # the confidence style spans the run's values: lowest 2 % darkest
+_SAMPLE_SIDE = 512  # rasters are read decimated to at most this many pixels a side for a style's stretch
 
 QGIS_VERSION = "3.28.0-Firenze"  # the long-term release whose QML format these files follow
 _DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
@@ -140,13 +155,18 @@ def _change_names(path: Path) -> dict[int, str]:
     return {int(key.removeprefix("CHANGE_")): name for key, name in tags.items() if key.startswith("CHANGE_")}
 
 
-def confidence_style() -> str:
-    """QML for a confidence map (highest class probability, 0..1): viridis from 0 (dark) to 1 (yellow)."""
-    stops = [0.0, 0.25, 0.5, 0.75, 1.0]
-    renderer = _renderer("singlebandpseudocolor", classificationMin="0", classificationMax="1")
+def confidence_style(minimum: float = 0.0, maximum: float = 1.0) -> str:
+    """QML for a confidence map (highest class probability, 0..1): viridis from `minimum` (dark) to
+    `maximum` (yellow), e.g. the range of the run's confidence (`series_range`), so that the colours
+    spread over the values there are."""
+    if not maximum > minimum:
+        minimum, maximum = 0.0, 1.0
+    stops = [round(minimum + (maximum - minimum) * i / 4, 4) for i in range(5)]
+    renderer = _renderer("singlebandpseudocolor", classificationMin=_number(minimum),
+                         classificationMax=_number(maximum))
     _transparency(renderer)
-    _pseudocolour(renderer, [(v, c, f"{v:g}") for v, c in zip(stops, _viridis(len(stops)))],
-                  ramp="INTERPOLATED", minimum=0, maximum=1)
+    _pseudocolour(renderer, [(v, c, f"{v:.2f}") for v, c in zip(stops, _viridis(len(stops)))],
+                  ramp="INTERPOLATED", minimum=minimum, maximum=maximum)
     return _document(renderer)
 
 
@@ -165,18 +185,64 @@ def first_change_style(period_labels: Sequence[str]) -> str:
     return _document(renderer)
 
 
+def composite_style(band_names: Sequence[str], rgb: Sequence[str] = TRUE_COLOUR, *,
+                    minimum: Sequence[float], maximum: Sequence[float]) -> str:
+    """QML for a composite: a multiband colour renderer showing the bands named `rgb` as red, green and
+    blue, each stretched from `minimum` to `maximum` (one value per channel; give the same three for a
+    true colour that keeps grey grey). The limits are fixed ("user defined"), so QGIS neither recomputes
+    them per file nor writes statistics beside it."""
+    red, green, blue = (list(band_names).index(name) + 1 for name in rgb)
+    renderer = ET.Element("rasterrenderer", {"type": "multibandcolor", "redBand": str(red),
+                                             "greenBand": str(green), "blueBand": str(blue), "opacity": "1",
+                                             "alphaBand": "-1", "nodataColor": ""})
+    _transparency(renderer)
+    origin = ET.SubElement(renderer, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
+                      ("cumulativeCutLower", "0.02"), ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
+        ET.SubElement(origin, tag).text = text
+    for colour, low, high in zip(("red", "green", "blue"), minimum, maximum):
+        enhancement = ET.SubElement(renderer, f"{colour}ContrastEnhancement")
+        ET.SubElement(enhancement, "minValue").text = _number(round(float(low), 4))
+        ET.SubElement(enhancement, "maxValue").text = _number(round(float(high), 4))
+        ET.SubElement(enhancement, "algorithm").text = "StretchToMinimumMaximum"
+    return _document(renderer)
+
+
+def series_range(paths: Sequence[Path], bands: Sequence[int], percentiles: tuple[float, float] = (0.0, 100.0),
+                 *, common: bool = True) -> list[tuple[float, float]]:
+    """The low and high percentiles of bands (1-based) over a series of rasters, one pair per band, or
+    the same pair for all where `common`. Read decimated (at most 512 pixels a side), nodata left out."""
+    samples: list[list[np.ndarray]] = [[] for _ in bands]
+    for path in paths:
+        with rasterio.open(path) as src:
+            step = max(1, math.ceil(max(src.width, src.height) / _SAMPLE_SIDE))
+            shape = (len(bands), math.ceil(src.height / step), math.ceil(src.width / step))
+            values = src.read(list(bands), out_shape=shape, masked=True).astype("float64").filled(np.nan)
+        for i, band in enumerate(values):
+            samples[i].append(band[np.isfinite(band)])
+    merged = [np.concatenate(s) if s else np.array([]) for s in samples]
+    if common:
+        merged = [np.concatenate(merged)] * len(bands)
+    return [tuple(float(v) for v in np.percentile(m, percentiles)) if m.size else (0.0, 1.0) for m in merged]
+
+
 def write_styles(run_dir: Path) -> list[Path]:
-    """Write a .qml beside every class map (as classified and cleaned), confidence map, cleaning map and
-    change map of a finished run (classes from the run's config); returns the files written, AOI by AOI,
-    period by period."""
+    """Write a .qml beside every composite, class map (as classified and cleaned), confidence map, cleaning
+    map, first-change-year map and change map of a finished run, and the class names beside every class map
+    (classes from the run's config); returns the files written, AOI by AOI, period by period."""
     run = open_run(run_dir)
     layout = run.layout
-    classes = class_map_style(run.classes)
-    confidence, cleaning = confidence_style(), cleaning_style()
+    classes, cleaning = class_map_style(run.classes), cleaning_style()
+    names = [(c.code, c.name, c.colour) for c in run.classes]
+    percentiles = tuple((run.manifest["config"].get("video") or {}).get("stretch_percentiles", (2.0, 98.0)))
     written = []
     for aoi_id in run.aoi_ids:
         composite = run.manifest["aois"][aoi_id].get("stages", {}).get("composite", {})
         periods = run.periods(aoi_id) if composite.get("periods") else []
+        written += _composite_styles(layout, aoi_id, periods, percentiles)
+        confidences = [layout.confidence(aoi_id, p) for p in periods if layout.confidence(aoi_id, p).exists()]
+        confidence = (confidence_style(*_rounded_range(series_range(confidences, [1], _CONFIDENCE_PERCENTILES)[0]))
+                      if confidences else "")
         for period in periods:
             for raster, style, text in ((layout.class_map(aoi_id, period), layout.class_map_style(aoi_id, period),
                                          classes),
@@ -189,7 +255,10 @@ def write_styles(run_dir: Path) -> list[Path]:
                 if raster.exists():
                     io.write_bytes(text.encode(), style)
                     written.append(style)
-        if layout.first_change(aoi_id).exists():
+            for class_map in (layout.class_map(aoi_id, period), layout.cleaned_class_map(aoi_id, period)):
+                if class_map.exists():
+                    written.append(io.write_category_sidecar(class_map, names))
+        if periods and layout.first_change(aoi_id).exists():
             style = layout.first_change_style(aoi_id)
             labels = run.period_labels(aoi_id)
             io.write_bytes(first_change_style([labels[p] for p in periods]).encode(), style)
@@ -201,3 +270,32 @@ def write_styles(run_dir: Path) -> list[Path]:
                 io.write_bytes(change_map_style(_change_names(raster)).encode(), layout.style(raster))
                 written.append(layout.style(raster))
     return written
+
+
+def _composite_styles(layout, aoi_id: str, periods: Sequence[str], percentiles: tuple[float, float]) -> list[Path]:
+    """The true- and false-colour styles of an AOI's composites: one stretch for all periods (true colour:
+    one range for the three bands; false colour: one per band), from the run's video.stretch_percentiles."""
+    paths = [layout.composite(aoi_id, p) for p in periods if layout.composite(aoi_id, p).exists()]
+    if not paths:
+        return []
+    with rasterio.open(paths[0]) as src:
+        band_names = list(src.descriptions)
+    written = []
+    for rgb, common, style in ((TRUE_COLOUR, True, layout.composite_style),
+                               (FALSE_COLOUR, False, layout.composite_false_colour_style)):
+        if not set(rgb) <= set(band_names):
+            continue
+        ranges = series_range(paths, [band_names.index(b) + 1 for b in rgb], percentiles, common=common)
+        text = composite_style(band_names, rgb, minimum=[low for low, _ in ranges],
+                               maximum=[high for _, high in ranges])
+        for period in periods:
+            if layout.composite(aoi_id, period).exists():
+                io.write_bytes(text.encode(), style(aoi_id, period))
+                written.append(style(aoi_id, period))
+    return written
+
+
+def _rounded_range(limits: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) rounded outwards to 0.01: legend labels such as 0.37 .. 1.00."""
+    low, high = limits
+    return math.floor(low * 100) / 100, math.ceil(high * 100) / 100

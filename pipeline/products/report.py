@@ -12,7 +12,8 @@ comes from the internet, and the same run folder gives byte-identical files: no 
 or absolute paths, PNGs without metadata. Where the run's config has `public.enabled`, no community or
 site name and no coordinates appear (the run's event records are already generalised; captions are
 written with `event_caption(..., public=True)`). AOIs whose stages were skipped or failed get a page
-that says so.
+that says so; an AOI that failed in this run but had a page from an earlier run keeps that page and its
+images (`pipeline.products.kept`), and the overview marks it as failed in this run.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+import geopandas as gpd
 import jinja2
 import numpy as np
 import pandas as pd
+import rasterio
 from matplotlib.figure import Figure
 
 from pipeline import io
-from pipeline.products import plots
+from pipeline.products import files, plots, previews
 from pipeline.config import ClassDef
 from pipeline.events.captions import event_caption
 from pipeline.video.panels import LegendEntry, colour_classes
 from pipeline.video.publish import png_bytes
 from pipeline.video.style import NODATA_RGB
+from pipeline.products.kept import kept_aois
 from pipeline.results import OutputLayout, RunOutputs, open_run, read_table
 
 __all__ = ["PREVIEW_MAX_SIDE", "write_report"]
@@ -50,37 +54,44 @@ _STAGES = ("ingest", "composite", "classify", "change", "events", "video")
 _ZONES = {"origin_community": "origin community", "resettlement_site": "resettlement site"}
 _INDICATOR_NAMES = {"country": "Country", "company": "Company", "commodity": "Commodity",
                     "lifecycle_stage": "Lifecycle stage", "event_type": "Event type"}
-_IMPACT, _CONTROL = "#c2410c", "#64748b"  # chart colours: the event's zone, the control ring
 _CHART_DPI = 110
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:[\\/]|/)(?:[^\s;,'\"()/\\]+[\\/])+([^\s;,'\"()/\\]+)")
 _NODATA_COLOUR = "#{:02x}{:02x}{:02x}".format(*NODATA_RGB)
 
 
-def write_report(run_dir: Path, manifest: dict | None = None) -> list[Path]:
+def write_report(run_dir: Path, manifest: dict | None = None, keep: set[str] | None = None) -> list[Path]:
     """Write the HTML report of a finished run under `run_dir`/report; returns the files written.
 
     `manifest`: the run's manifest, where it is not yet on disk. Files left in report/ by an earlier
     report that this one does not write are removed (a report made before `public.enabled` was set
-    must not linger beside the public one).
+    must not linger beside the public one), except the pages and images of the AOIs in `keep` (default:
+    the AOIs that failed in the run, `kept_aois`), which stay as the earlier report made them.
     """
     run = open_run(run_dir) if manifest is None else RunOutputs(OutputLayout(Path(run_dir)), manifest)
     layout = run.layout
+    keep = kept_aois(run) if keep is None else set(keep)
     files: dict[Path, bytes] = {layout.report_assets() / "report.css": (_TEMPLATES / "report.css").read_bytes()}
+    kept: set[Path] = set()
     env = _environment()
     records = _event_records(layout)
     aois = []
     for aoi_id in run.aoi_ids:
+        if aoi_id in keep and layout.report_page(aoi_id).is_file():  # its last good page, as it was
+            kept |= {layout.report_page(aoi_id), *(p for p in layout.report_assets(aoi_id).rglob("*") if p.is_file())}
+            aois.append({**_aoi_row(run, aoi_id, records), "kept": True})
+            continue
         page, assets = _aoi_page(run, aoi_id, records)
         files.update(assets)
         html = env.get_template("aoi.html").render(run=_run_facts(run), aoi=page, classes=run.classes)
         files[layout.report_page(aoi_id)] = _text(html)
         aois.append(page)
     html = env.get_template("index.html").render(run=_run_facts(run), aois=aois, summaries=_summaries(run),
-                                                 exports=_exports(run), provenance=_provenance(run))
+                                                 exports=_exports(run), provenance=_provenance(run),
+                                                 files=_run_files(run))
     files[layout.report_index] = _text(html)
     for path, content in files.items():
         io.write_bytes(content, path)
-    _remove_stale(layout.report, set(files))
+    _remove_stale(layout.report, set(files) | kept)
     log.info("report: %d files under %s", len(files), layout.report)
     return sorted(files)
 
@@ -155,7 +166,7 @@ def _summaries(run: RunOutputs) -> dict | None:
     """The run-level effects by indicator: the table (summary/effects_by_indicator.csv) as rows
     (indicator, value) x columns (zone, class) of mean effects, and the charts drawn from it."""
     layout = run.layout
-    table = _csv(layout.summary / "effects_by_indicator.csv")
+    table = _csv(layout.effects_by_indicator)
     if table is None or table.empty:
         return None
     columns = list(dict.fromkeys(zip(table["zone"], table["class_name"])))
@@ -165,16 +176,27 @@ def _summaries(run: RunOutputs) -> dict | None:
         for value in sorted(here["value"].astype(str).unique()):
             cells = here[here["value"].astype(str) == value].set_index(["zone", "class_name"])
             rows.append({"indicator": title, "value": value, "n_events": int(cells["n_events"].max()),
-                         "effects": [cells["mean_effect_ha"].get(c) for c in columns]})
+                         "effects": [_pooled_cell(cells, c) for c in columns]})
     charts = []
     for indicator, title in _INDICATOR_NAMES.items():
         for zone, class_name in columns:
-            path = layout.summary / f"{indicator}_{zone}_{class_name.replace('/', '_').replace(' ', '_')}.png"
+            path = layout.summary_chart(indicator, zone, class_name)
             if path.is_file():
                 charts.append({"href": _href(path, layout.report), "indicator": title,
                                "label": f"{class_name} at the {_ZONES.get(zone, zone)}"})
     return {"columns": [{"zone": _ZONES.get(z, z), "class_name": c} for z, c in columns], "rows": rows,
-            "charts": charts, "table": _href(layout.summary / "effects_by_indicator.csv", layout.report)}
+            "charts": charts, "table": _href(layout.effects_by_indicator, layout.report)}
+
+
+def _pooled_cell(cells: pd.DataFrame, column: tuple[str, str]) -> dict | None:
+    """One cell of the across-events table: the events' pooled effect and its 95 % CI (ha), with n."""
+    if column not in cells.index:
+        return None
+    row = cells.loc[column]
+    pooled = "pooled_effect_ha" in row.index  # a summary exported before the pooled columns: the mean only
+    return {"effect": row["pooled_effect_ha" if pooled else "mean_effect_ha"],
+            "low": row["pooled_ci95_low_ha"] if pooled else None,
+            "high": row["pooled_ci95_high_ha"] if pooled else None, "n": int(row["n_events"])}
 
 
 def _exports(run: RunOutputs) -> list[dict]:
@@ -187,8 +209,18 @@ def _exports(run: RunOutputs) -> list[dict]:
     for path in found:
         name = path.relative_to(layout.run_dir).with_suffix("").as_posix()
         groups.setdefault(name, []).append({"format": path.suffix.lstrip("."), "href": _href(path, layout.report),
-                                            "size": path.stat().st_size})
+                                            "size": path.stat().st_size, "kind": files.file_format(path)})
     return [{"name": name, "files": files} for name, files in groups.items()]
+
+
+def _run_files(run: RunOutputs) -> list[dict]:
+    """The run-level files (manifest, event records, STAC catalog; exports and summaries are listed
+    apart), by folder and format."""
+    layout = run.layout
+    aoi_dirs = [layout.aoi_dir(a) for a in run.aoi_ids]
+    return [group for group in files.file_groups(layout.run_dir, layout.report)
+            if not any(group["folder"].startswith(f"{d.name}/") for d in aoi_dirs)
+            and not group["folder"].startswith(("exports/", "summary/"))]
 
 
 def _aoi_row(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> dict:
@@ -212,6 +244,7 @@ def _aoi_row(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> dict:
         "error": _without_folders(record.get("error", "")),
         "skipped": [s for s in skipped if s],
         "footprint": _footprint(run, aoi_id),
+        "kept": False,
     }
 
 
@@ -245,6 +278,7 @@ def _aoi_page(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> tuple[dict
     page["change_done"] = _done(run, aoi_id, "change")
     page["class_maps"], page["class_area"], page["transitions"] = [], None, None
     page["accuracy"], page["events"], page["video"] = None, [], None
+    page["composites"], page["first_change"], page["zones_map"] = [], None, None
     if _done(run, aoi_id, "classify"):
         for period, content in _class_map_previews(run, aoi_id):
             path = folder / f"classes_{period}.png"
@@ -262,11 +296,64 @@ def _aoi_page(run: RunOutputs, aoi_id: str, records: pd.DataFrame) -> tuple[dict
     if _done(run, aoi_id, "events"):
         page["events"], charts = _events(run, aoi_id, records, folder)
         assets.update(charts)
+    if _done(run, aoi_id, "composite"):
+        page["composites"] = _composite_previews(run, aoi_id, folder, assets)
+    if _done(run, aoi_id, "change") and layout.first_change(aoi_id).is_file():
+        path = folder / "first_change.png"
+        assets[path] = _png(previews.first_change_figure(layout.first_change(aoi_id), labels=list(labels.values())))
+        page["first_change"] = _href(path, layout.report)
+    if _done(run, aoi_id, "events") and layout.event_zones(aoi_id).is_file() and page["periods"]:
+        page["zones_map"] = _zones_map(run, aoi_id, records, folder, assets)
+    page["files"] = files.file_groups(layout.aoi_dir(aoi_id), layout.report)
     if _done(run, aoi_id, "video") and layout.video(aoi_id).is_file():
         page["video"] = {name: _href(path, layout.report) for name, path in (
             ("src", layout.video(aoi_id)), ("poster", layout.poster(aoi_id)),
             ("subtitles", layout.subtitles(aoi_id)), ("youtube", layout.youtube(aoi_id))) if path.is_file()}
     return page, assets
+
+
+def _stretch_percentiles(run: RunOutputs) -> tuple[float, float]:
+    return tuple((run.manifest["config"].get("video") or {}).get("stretch_percentiles", (2.0, 98.0)))
+
+
+def _composite_previews(run: RunOutputs, aoi_id: str, folder: Path, assets: dict[Path, bytes]) -> list[dict]:
+    """A true-colour thumbnail per period (one stretch for the series, as the video) with its nodata
+    share; none where the composites lack red, green or blue."""
+    layout = run.layout
+    paths = {p: layout.composite(aoi_id, p) for p in run.periods(aoi_id) if layout.composite(aoi_id, p).is_file()}
+    shown = []
+    for preview in previews.composite_previews(paths, percentiles=_stretch_percentiles(run)):
+        path = folder / f"composite_{preview.period}.png"
+        assets[path] = png_bytes(preview.image)
+        shown.append({"period": preview.period, "src": _href(path, layout.report),
+                      "nodata_share": preview.nodata_share, "file": _href(paths[preview.period], layout.report)})
+    return shown
+
+
+def _zones_map(run: RunOutputs, aoi_id: str, records: pd.DataFrame, folder: Path,
+               assets: dict[Path, bytes]) -> dict | None:
+    """The event zones over the composite of the last period before the AOI's first event (the land
+    the zones were drawn on), or of the first period."""
+    layout = run.layout
+    zones = gpd.read_file(layout.event_zones(aoi_id))
+    periods = run.periods(aoi_id)
+    if zones.empty or not layout.composite(aoi_id, periods[0]).is_file():
+        return None
+    linked = _linked(records, aoi_id)
+    starts = pd.to_datetime(linked["event_start"], errors="coerce").dropna() if "event_start" in linked else []
+    table = run.period_table(aoi_id)
+    ends = dict(zip(table["period"], pd.to_datetime(table["period_end"])))
+    before = [p for p in periods if len(starts) and ends[p] < starts.min()]
+    period = before[-1] if before else periods[0]
+    label = dict(zip(table["period"], table["period_label"]))[period]
+    with rasterio.open(layout.composite(aoi_id, period)) as src:
+        if not {"red", "green", "blue"} <= set(src.descriptions):
+            return None
+    path = folder / "event_zones.png"
+    assets[path] = _png(previews.zones_figure(layout.composite(aoi_id, period), zones, period=label,
+                                              percentiles=_stretch_percentiles(run)))
+    return {"src": _href(path, layout.report), "period": label,
+            "zones": [previews.ZONE_STYLES[z][0] for z in previews.ZONE_STYLES if z in set(zones["zone"])]}
 
 
 def _class_area(run: RunOutputs, aoi_id: str) -> dict:
@@ -388,7 +475,7 @@ def _events(run: RunOutputs, aoi_id: str, records: pd.DataFrame,
         chart = None
         if any(r["status"] == "ok" for r in rows):
             path = folder / f"event_{_slug(event_id)}.png"
-            charts[path] = _png(_event_figure(rows, run.classes))
+            charts[path] = _png(plots.event_effects_figure(rows, run.classes, zone_names=_ZONES))
             chart = _href(path, layout.report)
         source = record.get("source")
         events.append({
@@ -446,48 +533,6 @@ def _text_or_blank(value: object) -> str:
 
 
 # ----------------------------------------------------------------------------------- charts
-
-
-def _event_figure(rows: Sequence[dict], classes: Sequence[ClassDef]) -> Figure:
-    """Per zone: the class shares before and after in the zone and the control ring (left), and the
-    BACI effect in ha with its 95 % CI (right)."""
-    zones = list(dict.fromkeys(r["zone"] for r in rows if r["status"] == "ok"))
-    names = [c.name for c in classes]
-    figure = Figure(figsize=(10, 0.55 * len(names) * len(zones) + 1.2), layout="constrained")
-    axes = figure.subplots(len(zones), 2, squeeze=False, sharey=True)
-    y = np.arange(len(names))
-    for (left, right), zone in zip(axes, zones):
-        here = {r["class_name"]: r for r in rows if r["zone"] == zone and r["status"] == "ok"}
-
-        def get(key: str, here=here) -> np.ndarray:
-            return np.array([here[n][key] if n in here and here[n][key] is not None else np.nan for n in names],
-                            dtype=float)
-
-        height = 0.2
-        for offset, key, colour, alpha, label in ((-1.5, "impact_share_before", _IMPACT, 0.45, "zone, before"),
-                                                  (-0.5, "impact_share_after", _IMPACT, 1.0, "zone, after"),
-                                                  (0.5, "control_share_before", _CONTROL, 0.45, "control, before"),
-                                                  (1.5, "control_share_after", _CONTROL, 1.0, "control, after")):
-            left.barh(y + offset * height, get(key) * 100, height=height, color=colour, alpha=alpha, label=label)
-        left.set_yticks(y, names)
-        left.set_xlabel("share of the area (%)")
-        left.set_title(f"{_ZONES.get(zone, zone)}: before and after", loc="left", fontsize=10)
-        effect, low, high = get("effect_ha"), get("ci95_low_ha"), get("ci95_high_ha")
-        colours = ["#b91c1c" if h < 0 else "#1d4ed8" if lo > 0 else "#9ca3af" for lo, h in zip(low, high)]
-        right.barh(y, effect, height=0.5, color=colours)
-        right.errorbar(effect, y, xerr=[effect - low, high - effect], fmt="none", ecolor="#111827", capsize=3,
-                       linewidth=1)
-        right.axvline(0, color="#111827", linewidth=0.8)
-        right.set_xlabel("BACI effect (ha), 95% CI")
-        right.set_title(f"{_ZONES.get(zone, zone)}: effect against the control", loc="left", fontsize=10)
-        for ax in (left, right):
-            ax.spines[["top", "right"]].set_visible(False)
-            ax.grid(axis="x", color="#e5e7eb", linewidth=0.8)
-            ax.set_axisbelow(True)
-    axes[0][0].invert_yaxis()  # shared by all panels: first class on top
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside upper left", ncol=4, fontsize=9, frameon=False)
-    return figure
 
 
 def _png(figure: Figure) -> bytes:

@@ -21,6 +21,7 @@ from dask.utils import format_bytes, parse_bytes
 
 from pipeline.config import DaskConfig
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.runner.interrupt import closing_quietly_on_interrupt, ignoring_interrupts
 
 __all__ = ["ClusterInfo", "dask_client", "jobqueue_cluster"]
 
@@ -70,8 +71,9 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
                 workers = client.scheduler_info(n_workers=-1)["workers"].values()
             memory = min((w.get("memory_limit") or psutil.virtual_memory().total) for w in workers)
             threads = sum(w.get("nthreads", 1) for w in workers)
-            yield ClusterInfo(f"Dask scheduler {address} ({len(workers)} workers, {threads} threads)",
-                              len(workers), threads, memory, client.dashboard_link)
+            with closing_quietly_on_interrupt(client):
+                yield ClusterInfo(f"Dask scheduler {address} ({len(workers)} workers, {threads} threads)",
+                                  len(workers), threads, memory, client.dashboard_link)
         return
     if settings.cluster in ("slurm", "pbs"):
         with jobqueue_cluster(settings) as cluster, Client(cluster) as client:
@@ -80,14 +82,18 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
             log.info("submitted %d %s jobs; waiting for the first worker", jobs.jobs, settings.cluster.upper())
             client.wait_for_workers(1, timeout=None)
             workers = jobs.jobs * jobs.processes
-            yield ClusterInfo(f"{settings.cluster.upper()} cluster: {jobs.jobs} jobs x {jobs.processes} worker(s), "
-                              f"{jobs.cores} cores and {jobs.memory} per job", workers, jobs.jobs * jobs.cores,
-                              parse_bytes(jobs.memory) // jobs.processes, client.dashboard_link)
+            with closing_quietly_on_interrupt(client):
+                yield ClusterInfo(f"{settings.cluster.upper()} cluster: {jobs.jobs} jobs x {jobs.processes} "
+                                  f"worker(s), {jobs.cores} cores and {jobs.memory} per job", workers,
+                                  jobs.jobs * jobs.cores, parse_bytes(jobs.memory) // jobs.processes,
+                                  client.dashboard_link)
         return
-    with LocalCluster(n_workers=settings.n_workers, threads_per_worker=settings.threads_per_worker,
-                      memory_limit=settings.memory_limit, processes=True,
-                      dashboard_address=":0" if settings.dashboard else None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with ignoring_interrupts():  # workers that ignore Ctrl-C: the run closes them itself (runner.interrupt)
+        local = LocalCluster(n_workers=settings.n_workers, threads_per_worker=settings.threads_per_worker,
+                             memory_limit=settings.memory_limit, processes=True,
+                             dashboard_address=":0" if settings.dashboard else None,
+                             silence_logs=logging.ERROR)
+    with local as cluster, Client(cluster) as client, closing_quietly_on_interrupt(client):
         yield ClusterInfo(f"local Dask cluster: {settings.n_workers} workers x {settings.threads_per_worker} "
                           f"thread(s), {settings.memory_limit} each", settings.n_workers,
                           settings.n_workers * settings.threads_per_worker, parse_bytes(settings.memory_limit),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from pipeline import __version__, io
 from pipeline.errors import InputError
+from pipeline.results import OutputLayout
 
 __all__ = ["StageStamps", "stage_key", "versions", "InputHashes", "describe_output", "STAMP_DIR"]
 
@@ -83,8 +83,7 @@ class StageStamps:
         self.run_dir = run_dir
 
     def path(self, aoi_id: str | None, stage: str) -> Path:
-        folder = self.run_dir / aoi_id if aoi_id else self.run_dir
-        return folder / STAMP_DIR / f"{stage}.json"
+        return OutputLayout(self.run_dir).stamp(aoi_id, stage)
 
     def read(self, aoi_id: str | None, stage: str) -> dict | None:
         try:
@@ -167,13 +166,3 @@ def describe_output(path: Path) -> dict:
         "finished": manifest.get("finished"),
     }
 
-
-def remove_partial_files(run_dir: Path) -> list[Path]:
-    """Delete the temporary files a killed run left (`.<name>.part.<ext>`); returns them."""
-    if not run_dir.is_dir():
-        return []
-    stale = [Path(root) / f for root, _, files in os.walk(run_dir) for f in files
-             if f.startswith(".") and ".part" in f]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale

@@ -22,7 +22,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,16 +36,18 @@ from pipeline.classify.training import read_training_data
 from pipeline.composite.periods import periods_from_records
 from pipeline.composite.stage import composite_stage, read_composites
 from pipeline.config import PipelineConfig
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputError, PipelineError, as_pipeline_error
 from pipeline.events import link_events, mixed_periods, normalise_events, read_events
-from pipeline.events.public import generalise_events
+from pipeline.events.public import generalise_events, generalise_text
 from pipeline.events.stage import events_stage
-from pipeline.ingest import find_items, list_sources, read_aois, stac
+from pipeline.ingest import aoi_outline, find_items, list_sources, read_aois, stac
 from pipeline.job import AoiJob
-from pipeline.products import export_run, write_output_catalog, write_report, write_styles
-from pipeline.results import OutputLayout, read_table
+from pipeline.products import export_run, kept_aois, write_output_catalog, write_report, write_styles
+from pipeline.results import OutputLayout, RunOutputs, read_table
 from pipeline.runner import budget, provenance
 from pipeline.runner.cluster import dask_client
+from pipeline.runner.interrupt import run_aois
+from pipeline.runner.lock import remove_partial_files, run_lock
 from pipeline.video.stage import make_timelapse
 
 __all__ = ["STAGES", "RunResult", "run_pipeline"]
@@ -58,6 +59,8 @@ FORCEABLE = (*STAGES[1:], "products")
 
 # called as progress(aoi_id, stage, status) with status "running", "done", "cached", "skipped" or "failed"
 ProgressCallback = Callable[[str, str, str], None]
+# called as step(aoi_id, stage, done, total, unit) inside the long stages: periods written, frames encoded
+StepProgressCallback = Callable[[str, str, int, int, str], None]
 
 
 @dataclass
@@ -83,6 +86,7 @@ class _Ledger:
 
     def __init__(self, manifest: dict, path: Path):
         self.manifest, self.path, self.lock = manifest, path, threading.Lock()
+        self.saving = threading.Lock()  # one save at a time: the threads share one temporary file name
 
     def update(self, *keys: str, **values) -> dict:
         with self.lock:
@@ -100,16 +104,19 @@ class _Ledger:
             entry[keys[-1]] = value
 
     def save(self) -> None:
-        with self.lock:
-            snapshot = copy.deepcopy(self.manifest)
-        io.write_json(snapshot, self.path)
+        with self.saving:  # (and the last snapshot taken is the last written)
+            with self.lock:
+                snapshot = copy.deepcopy(self.manifest)
+            io.write_json(snapshot, self.path)
 
 
 def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progress: ProgressCallback | None = None,
-                 force: Collection[str] = ()) -> RunResult:
+                 force: Collection[str] = (), step: StepProgressCallback | None = None) -> RunResult:
     """Run every stage for every AOI of the config and write the outputs under `config.run_dir`.
 
-    `force`: stage names (or "all") to recompute even where their outputs are up to date.
+    `force`: stage names (or "all") to recompute even where their outputs are up to date. `progress`
+    hears each stage start and end, `step` the progress inside the long ones (composite and classify:
+    periods written; video: frames encoded).
     Raises PipelineError (before anything is written) when the shared inputs are unusable or the
     memory plan does not fit; problems of one AOI are recorded in the result and the manifest instead.
     """
@@ -138,7 +145,17 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
                                       distance_m=config.events.link_distance_m)
                    if config.events else pd.DataFrame())
     _check_writable(config.run_dir, config.output_dir)
-    for stale in provenance.remove_partial_files(config.run_dir):
+    with run_lock(config.run_dir):  # one run per folder; released however this process ends
+        return _run(config, aois, scenes, points, event_records, event_table, started=started,
+                    scheduler=scheduler, progress=progress, force=force, step=step)
+
+
+def _run(config: PipelineConfig, aois: gpd.GeoDataFrame, scenes: list, points: gpd.GeoDataFrame | None,
+         event_records: pd.DataFrame | None, event_table: pd.DataFrame, *, started: datetime,
+         scheduler: str | None, progress: ProgressCallback, force: set[str],
+         step: StepProgressCallback | None) -> RunResult:
+    """The run once its inputs are checked and its folder is locked: the AOIs, then the products."""
+    for stale in remove_partial_files(config.run_dir):
         log.info("removed %s, left half-written by an interrupted run", stale)
 
     hashes = provenance.InputHashes(config.run_dir)
@@ -149,19 +166,24 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
         "started": started.isoformat(timespec="seconds"),
         "status": "running",
         "config_file": str(config.config_path),
-        "config": config.model_dump(mode="json"),
+        "config": _config_record(config, event_records),
         "config_sha256": hashlib.sha256(config.model_dump_json().encode()).hexdigest(),
         "versions": provenance.versions(),
         "seeds": _seeds(config),
         "inputs": inputs,
         "aois": {str(a): {"status": "waiting", "stages": {}} for a in aois["aoi_id"]},
     }
+    for aoi_id, message in aois.attrs.get("repaired", {}).items():  # invalid outlines made valid, area kept
+        manifest["aois"][aoi_id]["warnings"] = [message]
     out = OutputLayout(config.run_dir)
     ledger = _Ledger(manifest, out.manifest)
     result = RunResult(run_dir=config.run_dir, manifest=manifest)
     context = _RunContext(config, scenes, points, {i["path"]: i["sha256"] for i in inputs}, ledger,
                           provenance.StageStamps(config.run_dir), force, progress, result)
     jobs = [_job(config, aoi, aois.crs, event_table, out) for _, aoi in aois.iterrows()]
+    if step is not None:
+        jobs = [replace(job, step=lambda stage, done, total, unit, aoi_id=job.aoi_id: step(aoi_id, stage, done, total,
+                                                                                         unit)) for job in jobs]
     with dask_client(config.dask, scheduler) as cluster:
         log.info("running on %s", cluster.description)
         if cluster.dashboard:
@@ -175,8 +197,7 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
         manifest["memory_plan"] = {plan["aoi_id"]: plan for plan in plans}
         manifest["parallel_aois"] = parallel
         ledger.save()
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="aoi") as pool:
-            list(pool.map(context.run_aoi, jobs))
+        run_aois(context.run_aoi, jobs, parallel=parallel, on_interrupt=context.interrupt)
 
     context.products(event_records, event_table)
     manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -201,6 +222,19 @@ class _RunContext:
     result: RunResult
     items: dict[str, dict[str, list]] = field(default_factory=dict)  # aoi_id -> source key -> STAC items
     lock: threading.Lock = field(default_factory=threading.Lock)
+    interrupted: bool = False
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the manifest says so; stages failing from now on (their Dask work cancelled) are not
+        recorded as failures."""
+        self.interrupted = True
+        self.ledger.update(status="interrupted", interrupted=datetime.now(UTC).isoformat(timespec="seconds"))
+        with self.ledger.lock:
+            for record in self.ledger.manifest["aois"].values():
+                for entry in (record, *record.get("stages", {}).values()):
+                    if entry.get("status") in ("running", "waiting"):
+                        entry["status"] = "interrupted"
+        self.ledger.save()
 
     # ----------------------------------------------------------------------------- keys
     def _config(self, *sections: str) -> dict:
@@ -262,9 +296,10 @@ class _RunContext:
             with io.written_files() as written:
                 facts = body()
         except Exception:
-            self.ledger.update("aois", aoi_id, "stages", name, status="failed",
+            status = "interrupted" if self.interrupted else "failed"
+            self.ledger.update("aois", aoi_id, "stages", name, status=status,
                                seconds=round(time.perf_counter() - start, 2))
-            self.progress(aoi_id, name, "failed")
+            self.progress(aoi_id, name, status)
             raise
         stamp = self.stamps.write(aoi_id, name, key, written, facts=facts, upstream=upstream or {})
         self.ledger.replace("aois", aoi_id, "stages", name, value={
@@ -286,10 +321,14 @@ class _RunContext:
             self._stages(job)
             self.ledger.update("aois", aoi_id, status="done")
         except Exception as err:  # one AOI's failure must not stop the others
-            message = f"{type(err).__name__}: {err}" if not isinstance(err, PipelineError) else str(err)
+            if self.interrupted:  # its work was cancelled by Ctrl-C: not a failure of the AOI
+                self.ledger.update("aois", aoi_id, status="interrupted")
+                return
+            known = as_pipeline_error(err)  # e.g. a full disk or a deleted scene met by a Dask worker
+            message = str(known) if known is not None else f"{type(err).__name__}: {err}"
             self.ledger.update("aois", aoi_id, status="failed", error=message)
             self.result.failed[aoi_id] = message
-            self.result.exit_codes[aoi_id] = getattr(err, "exit_code", 1) if isinstance(err, PipelineError) else 1
+            self.result.exit_codes[aoi_id] = known.exit_code if known is not None else 1
             log.error("aoi %r failed: %s", aoi_id, message)
             log.debug("%s", traceback.format_exc())
         self.ledger.save()
@@ -358,7 +397,8 @@ class _RunContext:
                                    outline=job.geometry.to_wkt().tolist(), upstream=self._upstream(job.aoi_id, *upstream))
         self.stage(job, "video", key, lambda: make_timelapse(
             self.config, job.aoi, composites, class_map, job.events, class_area=class_area, geometry=job.geometry,
-            out=job.out), upstream={name: self.stamps.read(job.aoi_id, name)["key"] for name in upstream})
+            out=job.out, progress=lambda done, total: job.report("video", done, total, "frames")),
+            upstream={name: self.stamps.read(job.aoi_id, name)["key"] for name in upstream})
 
     # ----------------------------------------------------------------------------- run-level products
     def products(self, event_records: pd.DataFrame | None, event_table: pd.DataFrame) -> None:
@@ -375,27 +415,29 @@ class _RunContext:
                 manifest["products"] = {"status": "done", "cached": True, "key": key, "outputs": stamp["outputs"]}
                 self.result.stages_cached += 1
                 return
+        # AOIs that failed in this run keep what the earlier products showed of them (read before the
+        # products' stamp, which records the public settings they were made with, is cleared)
+        keep = kept_aois(RunOutputs(out, manifest))
         self.stamps.clear(None, "products")
         start = time.perf_counter()
         self.ledger.save()  # the products read the run back through its manifest
         with io.written_files() as written:
             if event_records is not None:
                 io.write_csv(_event_records_table(config, event_records, event_table), out.event_records)
-            export_run(config.run_dir, copy.deepcopy(manifest))
+            export_run(config.run_dir, copy.deepcopy(manifest), keep=keep)
             write_styles(config.run_dir)
-            write_output_catalog(config.run_dir, copy.deepcopy(manifest))
-            write_report(config.run_dir, copy.deepcopy(manifest))
-        stamp = self.stamps.write(None, "products", key, written, facts={})
+            write_output_catalog(config.run_dir, copy.deepcopy(manifest), keep=keep)
+            write_report(config.run_dir, copy.deepcopy(manifest), keep=keep)
+        stamp = self.stamps.write(None, "products", key, written,
+                                  facts={"public": self.config.public.model_dump(mode="json")})
         manifest["products"] = {"status": "done", "cached": False, "key": key,
-                                "seconds": round(time.perf_counter() - start, 2), "outputs": stamp["outputs"]}
+                                "seconds": round(time.perf_counter() - start, 2), "outputs": stamp["outputs"],
+                                **({"kept_from_earlier_run": sorted(keep)} if keep else {})}
         self.result.stages_run += 1
 
 
 def _job(config: PipelineConfig, aoi: pd.Series, aoi_crs, event_table: pd.DataFrame, out: OutputLayout) -> AoiJob:
-    geometry = gpd.GeoSeries([aoi.geometry], crs=aoi_crs).buffer(0)
-    if config.aoi.buffer_m:
-        metric = geometry.to_crs(geometry.estimate_utm_crs())
-        geometry = metric.buffer(config.aoi.buffer_m)
+    geometry = aoi_outline(aoi.geometry, aoi_crs, buffer_m=config.aoi.buffer_m)
     aoi_events = (event_table[event_table["aoi_id"] == aoi["aoi_id"]] if len(event_table)
                   else pd.DataFrame(columns=["event_id"]))
     return AoiJob(config=config, aoi=aoi, geometry=geometry, events=aoi_events, out=out)
@@ -410,7 +452,7 @@ def _check_writable(run_dir: Path, output_dir: Path) -> None:
     """Fail before any work if the run folder cannot be created or written."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test", suffix=".part"):
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".midr-write-test-"):
             pass
     except OSError as err:
         raise InputError(f"output folder {run_dir} is not writable ({err.strerror or err}); "
@@ -450,6 +492,18 @@ def _seeds(config: PipelineConfig) -> dict:
     if config.events:
         seeds["events.random_state"] = config.events.random_state
     return seeds
+
+
+def _config_record(config: PipelineConfig, event_records: pd.DataFrame | None) -> dict:
+    """The config as the manifest records it; in public mode its free texts that reach outputs (video
+    title, subtitle, credits) with the events' community and site names withheld, as in the video."""
+    record = config.model_dump(mode="json")
+    if config.public.enabled and event_records is not None:
+        video = record["video"]
+        for key in ("title", "subtitle", "credits"):
+            video[key] = generalise_text(video[key], event_records)
+        video["outro_credits"] = [generalise_text(line, event_records) for line in video["outro_credits"]]
+    return record
 
 
 def _event_records_table(config: PipelineConfig, event_records: pd.DataFrame,

@@ -15,13 +15,14 @@ import queue
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
 
+from pipeline.io import part_path
 from pipeline.video.frames import Scene, check_video_size, render_frame
 from pipeline.video.timeline import FrameSpec, Timing, frame_runs
 
@@ -195,14 +196,16 @@ def _stream_on_local_scheduler(scene: Scene, runs: Iterator[tuple[FrameSpec, int
 # --------------------------------------------------------------------------- the MP4
 
 def write_video(frames: Iterable[np.ndarray | Yuv420Frame], path: Path, *, fps: int,
-                preset: Preset = "veryfast", crf: int = 20) -> int:
+                preset: Preset = "veryfast", crf: int = 20,
+                on_frames: Callable[[int], None] | None = None) -> int:
     """Stream frames to an H.264 (libx264, yuv420p BT.709, faststart) MP4 at `path`.
 
     Frames are (h, w, 3) uint8 RGB arrays or `Yuv420Frame`s, all of one even size, consumed one
     at a time. An RGB frame is converted to YUV here, once per run of the same object (a held
     frame yielded repeatedly is converted once). The video is written to a temporary file in the
     same folder and renamed to `path` only once the encoder has finished; on any error the
-    temporary file is removed and `path` is left as it was.
+    temporary file is removed and `path` is left as it was. `on_frames(n)` is called with the number
+    of frames sent to the encoder so far, about once a second of video and after the last.
 
     Returns
     -------
@@ -227,7 +230,7 @@ def write_video(frames: Iterable[np.ndarray | Yuv420Frame], path: Path, *, fps: 
 
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    temp_path = path.with_name(f".{path.stem}.part.mp4")
+    temp_path = part_path(path)
     colour = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
               "-color_range", "tv"]
     writer = imageio_ffmpeg.write_frames(
@@ -251,7 +254,11 @@ def write_video(frames: Iterable[np.ndarray | Yuv420Frame], path: Path, *, fps: 
                 previous = frame
             writer.send(converted.data)
             n_frames += 1
+            if on_frames is not None and n_frames % fps == 0:
+                on_frames(n_frames)
         writer.close()  # waits for ffmpeg to finish the file
+        if on_frames is not None:
+            on_frames(n_frames)
         if not temp_path.is_file() or temp_path.stat().st_size == 0:
             raise RuntimeError(f"ffmpeg wrote nothing for {path}; see its messages above")
         os.replace(temp_path, path)
@@ -275,7 +282,8 @@ def _frame_size(frame, index: int) -> tuple[int, int]:
 
 def write_timelapse(scene: Scene, timing: Timing, path: Path, *, preset: Preset = "veryfast",
                     crf: int = 20, window: int = 16,
-                    scheduler: Literal["auto", "threads"] = "threads") -> int:
+                    scheduler: Literal["auto", "threads"] = "threads",
+                    progress: Callable[[int, int], None] | None = None) -> int:
     """Render the scene along the timing on Dask and stream it to an MP4; returns the frame count.
 
     By default the frames are composed on Dask's threaded scheduler in this process, also when a
@@ -283,7 +291,9 @@ def write_timelapse(scene: Scene, timing: Timing, path: Path, *, preset: Preset 
     otherwise travel from a worker process, and on 2 cores the workers compete with ffmpeg
     (benchmarks/render_fps.py, 1080p demo on 2 cores: 90 fps on threads against 56 fps on a local
     cluster of two worker processes). `scheduler="auto"` uses the active distributed client.
+    `progress(done, total)`: frames encoded so far, of the video's total.
     """
+    total = timing.frame_count(scene.n_periods)
     return write_video(render_stream(scene, timing, window=window, encoded=True,
                                      scheduler=scheduler), path, fps=timing.fps, preset=preset,
-                       crf=crf)
+                       crf=crf, on_frames=None if progress is None else lambda done: progress(done, total))

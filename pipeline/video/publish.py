@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from pipeline.io import plain_text
 from pipeline.video.frames import Scene, render_frame
 from pipeline.video.timeline import FrameSpec, Timing
 
@@ -56,20 +57,22 @@ def caption_frames(timing: Timing, n_periods: int,
 
 
 def subtitles_srt(captions: Sequence[str], spans: Sequence[tuple[int, int]], *, fps: int) -> str:
-    """SubRip text: one cue per caption, timed to its frames (`caption_frames`)."""
+    """SubRip text: one cue per caption, timed to its frames (`caption_frames`); each caption as plain
+    text on one line (`pipeline.io.plain_text`: no tags a player would render, no line that starts a cue)."""
     cues = []
     order = sorted(range(len(captions)), key=lambda i: spans[i])
     for number, index in enumerate(order, start=1):
         start, end = spans[index]
         cues.append(f"{number}\n{_srt_time(start, fps)} --> {_srt_time(end, fps)}\n"
-                    f"{captions[index]}\n")
+                    f"{plain_text(captions[index])}\n")
     return "\n".join(cues)
 
 
 def chapters(timing: Timing, n_periods: int, *, opening: str, captions: Sequence[str],
              spans: Sequence[tuple[int, int]], credits: str = "Credits") -> list[Chapter]:
     """00:00 `opening`, then one chapter at each caption (captions starting in the same second
-    share one), then `credits` at the outro card (if there is one)."""
+    share one), then `credits` at the outro card where it lasts the 10 s of a YouTube chapter (a
+    shorter card belongs to the chapter before it)."""
     found = [Chapter(0, opening)]
     for start, text in sorted(zip((s for s, _ in spans), captions)):
         second = _ceil_seconds(start, timing.fps)
@@ -79,9 +82,10 @@ def chapters(timing: Timing, n_periods: int, *, opening: str, captions: Sequence
             found[-1] = Chapter(second, title)
         else:
             found.append(Chapter(second, text))
-    if timing.outro_frames:
+    if timing.outro_frames:  # a chapter of its own only if YouTube would keep it (>= 10 s)
         second = _ceil_seconds(timing.outro_start(n_periods), timing.fps)
-        if second > found[-1].seconds:
+        end = timing.frame_count(n_periods) / timing.fps
+        if second > found[-1].seconds and end - second >= YOUTUBE_MIN_CHAPTER_SECONDS:
             found.append(Chapter(second, credits))
     return found
 
@@ -102,7 +106,12 @@ def chapter_problems(found: Sequence[Chapter], *, total_seconds: float) -> list[
 def youtube_text(*, title: str, summary: str, captions: Sequence[str], sources: Sequence[str],
                  found: Sequence[Chapter], notes: Sequence[str] = ()) -> str:
     """The text to paste into YouTube: the title, then the description with the events, the
-    sources and the chapter timestamps (YouTube builds chapters from them)."""
+    sources and the chapter timestamps (YouTube builds chapters from them). Every text is plain, on one
+    line (`pipeline.io.plain_text`): YouTube refuses < and > in titles and descriptions."""
+    title, summary = plain_text(title), plain_text(summary)
+    captions, sources = [plain_text(t) for t in captions], [plain_text(s) for s in sources]
+    found = [Chapter(c.seconds, plain_text(c.title)) for c in found]
+    notes = [plain_text(n) for n in notes]
     if len(title) > YOUTUBE_TITLE_MAX:
         title = title[:YOUTUBE_TITLE_MAX - 1].rstrip() + "…"
     lines = ["TITLE", title, "", "DESCRIPTION", summary, ""]

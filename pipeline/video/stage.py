@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -20,6 +20,7 @@ from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.composite.periods import Period, periods_of
 from pipeline.events.captions import event_caption
 from pipeline.events.effects import event_span
+from pipeline.events.public import generalise_events, generalise_text
 from pipeline.video import publish
 from pipeline.video.encoder import write_timelapse
 from pipeline.video.frames import Scene, build_scene
@@ -30,7 +31,8 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.results import OutputLayout
 
-__all__ = ["make_timelapse", "event_markers", "outline_pixels", "ground_pixel_size_m", "video_captions", "chart_series"]
+__all__ = ["make_timelapse", "event_markers", "outline_pixels", "ground_pixel_size_m", "video_captions",
+           "subtitle_texts", "chart_series"]
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,21 @@ def _stretch(rgb: xr.Dataset, percentiles) -> tuple[float, float]:
 
 def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Dataset, class_map: xr.DataArray | None,
            aoi_events: pd.DataFrame, *, class_area: pd.DataFrame | None, geometry: gpd.GeoSeries,
-           out: OutputLayout) -> dict:
+           out: OutputLayout, progress: Callable[[int, int], None] | None = None) -> dict:
     """The time-lapse MP4, its poster, subtitles and youtube.txt; returns what the manifest records.
 
     Without a class map (no classify section) the video shows the composites alone: no land-cover
-    panel, legend or area chart."""
+    panel, legend or area chart. In public mode (`public.enabled`) everything shown or written comes from
+    the generalised events (`pipeline.events.generalise_events`: community and site names withheld,
+    points on the grid), and the free texts (title, subtitle, credits) have those names withheld too.
+    `progress(done, total)`: frames encoded so far."""
     settings, aoi_id = config.video, aoi["aoi_id"]
     public = config.public.enabled
+
+    def free_text(text: str | None) -> str | None:
+        return generalise_text(text, aoi_events) if public else text
+
+    shown_events = generalise_events(aoi_events, grid_m=config.public.grid_m) if public else aoi_events
     periods = periods_of(composites)
     ids = [p.id for p in periods]
     bands = list(settings.rgb_bands)
@@ -74,22 +84,23 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     class_areas = nodata_shares = None
     if class_map is not None and class_area is not None:
         class_areas, nodata_shares = chart_series(class_area, [c.code for c in config.classes], ids)
-    captions = video_captions(aoi_events, periods, public=public)
-    about = _event_facts(aoi_events)
-    title = settings.title or str(aoi.get("name") or aoi_id)
-    subtitle = (settings.subtitle if settings.subtitle is not None
+    captions = video_captions(shown_events, periods, public=public)
+    about = _event_facts(shown_events)
+    title = free_text(settings.title or str(aoi.get("name") or aoi_id))
+    subtitle = (free_text(settings.subtitle) if settings.subtitle is not None
                 else " · ".join(fact for fact in about if fact != title))
     years = f"{periods[0].label}–{periods[-1].label}" if len(periods) > 1 else periods[0].label
-    footer = settings.credits.replace("{years}", years)
-    outro_lines = [line for line in (footer, *settings.outro_credits) if line]
-    if len(aoi_events):
+    footer = free_text(settings.credits.replace("{years}", years))
+    outro_credits = [free_text(line) for line in settings.outro_credits]
+    outro_lines = [line for line in (footer, *outro_credits) if line]
+    if len(shown_events):
         outro_lines.append("Events: public sources listed in the video description")
     outro_lines.append("Made with midr-pipeline")
     grid = class_map if class_map is not None else composites
     crs, transform = grid.rio.crs, grid.rio.transform(recalc=True)
     pixel_size_m = ground_pixel_size_m(crs, transform, geometry)
     overlays = dict(outline=outline_pixels(geometry, crs, transform),
-                    markers=(event_markers(aoi_events, crs, transform, public=public,
+                    markers=(event_markers(shown_events, crs, transform, public=public,
                                             grid_m=config.public.grid_m, pixel_size_m=pixel_size_m)
                              if settings.markers else []),
                     pixel_size_m=pixel_size_m)
@@ -120,11 +131,13 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
 
     timing = Timing(fps=settings.fps, seconds_per_period=settings.seconds_per_period,
                            crossfade_seconds=settings.crossfade_seconds, intro_seconds=settings.intro_seconds,
-                           outro_seconds=settings.outro_seconds, caption_seconds=settings.caption_seconds)
+                           outro_seconds=settings.outro_seconds, caption_seconds=settings.caption_seconds,
+                           last_period_seconds=settings.last_period_seconds)
     video_scene = scene(settings.size)
     path = out.video(aoi_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    n_frames = write_timelapse(video_scene, timing, path, preset=settings.x264_preset, crf=settings.crf)
+    n_frames = write_timelapse(video_scene, timing, path, preset=settings.x264_preset, crf=settings.crf,
+                               progress=progress)
     io.note_written(path)
 
     texts = [text for _, text in captions]
@@ -133,8 +146,8 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     problems = publish.chapter_problems(found, total_seconds=n_frames / settings.fps)
     for problem in problems:
         log.warning("aoi %r: youtube chapters: %s", aoi_id, problem)
-    sources = [footer, *settings.outro_credits,
-               *[part.strip() for source in aoi_events.get("source", pd.Series(dtype=str)).dropna()
+    sources = [footer, *outro_credits,
+               *[part.strip() for source in shown_events.get("source", pd.Series(dtype=str)).dropna()
                  for part in str(source).split(" ; ")]]
     band_names = " / ".join(_BAND_LABELS.get(b, b) for b in bands)
     shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the share "
@@ -146,10 +159,16 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     io.write_bytes(publish.youtube_text(title=f"{title}: land-cover change {years} (time-lapse)", summary=summary,
                                         captions=texts, sources=sources, found=found, notes=problems).encode(),
                    out.youtube(aoi_id))
-    io.write_bytes(publish.subtitles_srt(texts, spans, fps=settings.fps).encode(), out.subtitles(aoi_id))
+    details = subtitle_texts(aoi_events, periods, public=public)
+    cues = [(text, span) for text, span in zip(details, spans) if text]
+    if cues:
+        io.write_bytes(publish.subtitles_srt([t for t, _ in cues], [s for _, s in cues], fps=settings.fps).encode(),
+                       out.subtitles(aoi_id))
+    else:  # nothing the frames do not already say: no subtitles (and none left from an earlier run)
+        out.subtitles(aoi_id).unlink(missing_ok=True)
     io.write_bytes(publish.png_bytes(publish.poster_frame(scene(publish.POSTER_SIZE))), out.poster(aoi_id))
     return {"frames": n_frames, "size": list(settings.size), "fps": settings.fps,
-            "duration_s": round(n_frames / settings.fps, 3), "captions": len(texts),
+            "duration_s": round(n_frames / settings.fps, 3), "captions": len(texts), "subtitles": len(cues),
             "chapters": [f"{c.timestamp} {c.title}" for c in found], "chapter_problems": problems}
 
 
@@ -179,7 +198,27 @@ _BAND_LABELS = {"blue": "Blue", "green": "Green", "red": "Red", "nir": "NIR", "s
 def video_captions(aoi_events: pd.DataFrame, periods: list[Period], *, public: bool) -> list[tuple[int, str]]:
     """(period index, caption) per event: at the first period that ends on or after the event's start
     (events before the series show at its start; events after it are left out), ordered by period."""
-    captions = []
+    return [(index, _caption_text(event, public=public)) for index, event in _captioned_events(aoi_events, periods)]
+
+
+def subtitle_texts(aoi_events: pd.DataFrame, periods: list[Period], *, public: bool) -> list[str]:
+    """Per caption of `video_captions` (same order), what the frame does not say: the event's type and
+    its source (the source left out where `public`); "" where there is nothing to add. The burned-in
+    caption is not repeated: a viewer with subtitles on would read it twice."""
+    texts = []
+    for _, event in _captioned_events(aoi_events, periods):
+        parts = []
+        if isinstance(event.get("event_type"), str) and event["event_type"].strip():
+            parts.append(event["event_type"].strip()[:1].upper() + event["event_type"].strip()[1:])
+        if not public and isinstance(event.get("source"), str) and event["source"].strip():
+            parts.append(f"Source: {event['source'].strip()}")
+        texts.append(". ".join(parts))
+    return texts
+
+
+def _captioned_events(aoi_events: pd.DataFrame, periods: list[Period]) -> list[tuple[int, pd.Series]]:
+    """(period index, event) of the events shown, ordered by period (stable)."""
+    shown = []
     for _, event in aoi_events.iterrows():
         span = event_span(event)
         if span is None:
@@ -191,9 +230,12 @@ def video_captions(aoi_events: pd.DataFrame, periods: list[Period], *, public: b
             log.info("event %r (%s) is after the last period %s: no caption", event["event_id"], start.date(),
                      periods[-1].id)
             continue
-        text = event_caption(event, public=public)
-        captions.append((index, re.sub(r"^(\d{4})-(\d{4})", "\\1\u2013\\2", text)))
-    return sorted(captions, key=lambda c: c[0])
+        shown.append((index, event))
+    return sorted(shown, key=lambda c: c[0])
+
+
+def _caption_text(event: pd.Series, *, public: bool) -> str:
+    return re.sub(r"^(\d{4})-(\d{4})", "\\1\u2013\\2", event_caption(event, public=public))
 
 
 def _decimal_year(day) -> float:
@@ -241,8 +283,9 @@ def outline_pixels(geometry: gpd.GeoSeries, crs, transform) -> list[np.ndarray]:
 
 def event_markers(aoi_events: pd.DataFrame, crs, transform, *, public: bool, grid_m: float,
                    pixel_size_m: float | None) -> list[MapMarker]:
-    """Mine, origin community and resettlement site of each event; in public mode the community and the
-    site snap to a grid of `grid_m` and show as an unnamed circle of that size."""
+    """Mine, origin community and resettlement site of each event; in public mode (where the events are
+    the generalised ones, their points on the grid of `grid_m`) the community and the site show as an
+    unnamed circle of that size."""
     places = {"mine": ("mine_lat", "mine_lon", "mine"), "origin": ("origin_lat", "origin_lon", "origin_community"),
               "site": ("site_lat", "site_lon", "resettlement_site")}
     markers, seen = [], set()
@@ -250,14 +293,8 @@ def event_markers(aoi_events: pd.DataFrame, crs, transform, *, public: bool, gri
         for kind, (lat, lon, name) in places.items():
             if pd.isna(event.get(lat)) or pd.isna(event.get(lon)):
                 continue
-            point = gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326")
+            point = gpd.GeoSeries(gpd.points_from_xy([event[lon]], [event[lat]]), crs="EPSG:4326").to_crs(crs)
             sensitive = public and kind != "mine"
-            if sensitive:
-                metric = point.to_crs(point.estimate_utm_crs())
-                snapped = gpd.points_from_xy(np.round(metric.x / grid_m) * grid_m, np.round(metric.y / grid_m) * grid_m)
-                point = gpd.GeoSeries(snapped, crs=metric.crs).to_crs(crs)
-            else:
-                point = point.to_crs(crs)
             cols, rows = _to_pixels(point.x, point.y, transform)
             key = (kind, round(float(cols[0]), 1), round(float(rows[0]), 1))
             if key in seen:

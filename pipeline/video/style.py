@@ -77,7 +77,7 @@ class Sizes:
 
         return cls(scale=scale, margin=px(28, 2), gap=px(12, 1), title_font=px(40),
                    subtitle_font=px(24), date_font=px(64), panel_title_font=px(28),
-                   legend_font=px(24), caption_font=px(32), credits_font=px(18),
+                   legend_font=px(24), caption_font=px(32), credits_font=px(28),
                    label_font=px(20), axis_font=px(18))
 
 

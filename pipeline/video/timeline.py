@@ -27,12 +27,14 @@ class Timing:
     """When each frame shows what. All counts are whole frames at `fps`.
 
     The video is: intro card (`intro_frames`), then per period a hold (`hold_frames`) and, between
-    two periods, a cross-fade (`fade_frames`), then the outro card (`outro_frames`):
+    two periods, a cross-fade (`fade_frames`), the last period held longer (`last_hold_frames`), then
+    the outro card (`outro_frames`):
 
-        frames = intro + periods * hold + (periods - 1) * fade + outro
+        frames = intro + (periods - 1) * (hold + fade) + last_hold + outro
 
     with hold = max(1, round(fps * seconds_per_period)), fade = round(fps * crossfade_seconds),
-    intro = round(fps * intro_seconds), outro = round(fps * outro_seconds). A caption starts at
+    last_hold = max(hold, round(fps * last_period_seconds)), intro = round(fps * intro_seconds),
+    outro = round(fps * outro_seconds). A caption starts at
     the first hold frame of its period, fades in over round(fps * 0.25) frames, stays until
     round(fps * caption_seconds) frames after its start, then fades out over round(fps * 0.5).
     """
@@ -43,18 +45,24 @@ class Timing:
     intro_seconds: float = 0.0
     outro_seconds: float = 0.0
     caption_seconds: float = 3.0
+    last_period_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.fps, int | np.integer) and self.fps > 0):
             raise ValueError(f"fps must be a positive integer, got {self.fps!r}")
         for name in ("seconds_per_period", "crossfade_seconds", "intro_seconds", "outro_seconds",
-                     "caption_seconds"):
+                     "caption_seconds", "last_period_seconds"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def hold_frames(self) -> int:
         return max(1, round(self.fps * self.seconds_per_period))
+
+    @property
+    def last_hold_frames(self) -> int:
+        """Frames the last period is held: at least a hold, longer where `last_period_seconds` says so."""
+        return max(self.hold_frames, round(self.fps * self.last_period_seconds))
 
     @property
     def fade_frames(self) -> int:
@@ -92,8 +100,8 @@ class Timing:
     def frame_count(self, n_periods: int) -> int:
         if n_periods < 1:
             raise ValueError(f"a time-lapse needs at least one period, got {n_periods}")
-        return (self.intro_frames + n_periods * self.hold_frames
-                + (n_periods - 1) * self.fade_frames + self.outro_frames)
+        return (self.intro_frames + (n_periods - 1) * (self.hold_frames + self.fade_frames)
+                + self.last_hold_frames + self.outro_frames)
 
     def caption_alpha(self, start: int, frame: int) -> float:
         """Opacity (0..1) of a caption starting at frame `start`, at `frame`."""
@@ -107,11 +115,11 @@ class Timing:
 
 def frame_count(n_periods: int, *, fps: int, seconds_per_period: float,
                 crossfade_seconds: float = 0.0, intro_seconds: float = 0.0,
-                outro_seconds: float = 0.0) -> int:
+                outro_seconds: float = 0.0, last_period_seconds: float = 0.0) -> int:
     """Frames of a time-lapse of `n_periods` periods (see `Timing` for the formula)."""
     return Timing(fps=fps, seconds_per_period=seconds_per_period,
                   crossfade_seconds=crossfade_seconds, intro_seconds=intro_seconds,
-                  outro_seconds=outro_seconds).frame_count(n_periods)
+                  outro_seconds=outro_seconds, last_period_seconds=last_period_seconds).frame_count(n_periods)
 
 
 class FrameSpec(NamedTuple):
@@ -142,6 +150,8 @@ def frame_runs(timing: Timing, n_periods: int,
             spec = FrameSpec("outro")
         else:
             period, offset = divmod(frame - timing.intro_frames, step)
+            if period >= n_periods - 1:  # the last period: held until the outro
+                period, offset = n_periods - 1, 0
             captions = tuple((i, alpha) for i, start in enumerate(starts)
                              if (alpha := timing.caption_alpha(start, frame)) > 0)
             if offset < timing.hold_frames:

@@ -51,7 +51,7 @@ def test_classification_outputs_are_written(demo_run):
         accuracy["spatial_cv"]["n_samples"]
     metadata = json.loads(layout.model("demo_mine").with_suffix(".json").read_text())
     assert metadata["features"] == accuracy["features"] and metadata["class_codes"] == [1, 2, 3, 4, 5, 6]
-    sample = gpd.read_file(layout.sample_design("demo_mine"))
+    sample = gpd.read_file(layout.sample_design("demo_mine"), layer=0)
     stages = run.manifest["aois"]["demo_mine"]["stages"]["classify"]
     assert len(sample) == stages["sample_design"]["n_samples"] and sample["reference_code"].isna().all()
     assert (sample.groupby("map_code").size() >= 50).all()
@@ -74,7 +74,7 @@ def test_a_saved_model_is_reused_by_another_run_and_refused_on_other_features(de
 def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     """Label the run's own sample design from the truth (as a user would in QGIS), read it back."""
     run = open_run(demo_run / "outputs" / "demo_small")
-    sample = gpd.read_file(run.layout.sample_design("demo_mine"))
+    sample = gpd.read_file(run.layout.sample_design("demo_mine"), layer=0)
     period = str(sample["period"].iloc[0])
     class_map = run.class_map("demo_mine").load()
     truth = _truth(demo_run, period, class_map)
@@ -126,7 +126,7 @@ def test_a_labelled_change_sample_gives_error_adjusted_change_areas(demo_run, tm
     out = OutputLayout(tmp_path / "run")
     report = runner.validation_design(config, class_map, {}, out, "demo_mine")
     assert report["change_sample_design"]["periods"] == [first, last]
-    sample = gpd.read_file(out.change_sample_design("demo_mine"))
+    sample = gpd.read_file(out.change_sample_design("demo_mine"), layer=0)
     assert set(sample["map_class"]) == {"stable", "grass/shrub -> bare ground & mining", "other change"}
     truth_from, truth_to = _truth(demo_run, first, class_map), _truth(demo_run, last, class_map)
     true_change = np.where(truth_from.values == truth_to.values, 0, 2)

@@ -31,7 +31,7 @@ def _data():
 ])
 def test_every_kind_trains_and_survives_a_skops_round_trip(kind, params):
     X, y = _data()
-    model = make_classifier(kind, params, random_state=7).fit(X, y)
+    model = make_classifier(kind, params, random_state=7, allow_import=["test_models:scaled_forest"]).fit(X, y)
     if "random_state" in model.get_params(deep=False):
         assert model.get_params()["random_state"] == 7
     assert (model.predict(X) == y).mean() > 0.7
@@ -46,6 +46,40 @@ def test_unknown_models_and_parameters_are_refused_with_the_key():
         make_classifier("forest", {}, random_state=0)
     with pytest.raises(InputError, match="classify.model_params"):
         make_classifier("random_forest", {"n_trees": 5}, random_state=0)
+
+
+CALLED = []
+
+
+def record_call(**kwargs):
+    """A function a config could name: it must never be called unless allow-listed."""
+    CALLED.append(kwargs)
+    return RandomForestClassifier(n_estimators=2)
+
+
+@pytest.mark.parametrize("path, why", [
+    ("os:system", "is not a scikit-learn classifier class"),
+    ("subprocess:Popen", "is not a scikit-learn classifier class"),
+    ("test_models:record_call", "is not a scikit-learn classifier class"),
+    ("sklearn.linear_model:LinearRegression", "is a scikit-learn estimator but not a classifier"),
+    ("builtins:eval", "is not a scikit-learn classifier class"),
+])
+def test_an_import_path_must_name_a_classifier_class_or_be_allow_listed(path, why):
+    CALLED.clear()
+    with pytest.raises(InputError, match=f"classify.model: '{path}' {why}"):
+        make_classifier(path, {"command": "touch /tmp/midr-was-here"}, random_state=0)
+    assert CALLED == []  # nothing was called with the config's parameters
+    model = make_classifier("test_models:record_call", {"marker": 1}, random_state=0,
+                            allow_import=["test_models:record_call"])
+    assert CALLED == [{"marker": 1}] and isinstance(model, RandomForestClassifier)
+
+
+def test_a_corrupt_skops_file_is_named(tmp_path):
+    X, y = _data()
+    data = dump_model(make_classifier("random_forest", {"n_estimators": 2}, random_state=0).fit(X, y))
+    for name, content in (("cut.skops", data[:len(data) // 2]), ("text.skops", b"not a zip at all")):
+        with pytest.raises(InputError, match=f"{name}: not a readable skops model file .*train again"):
+            load_model(content, source=str(tmp_path / name))
 
 
 def test_kmeans_maps_clusters_to_the_majority_label_and_explicit_mapping_wins():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import pandas as pd
@@ -89,3 +90,18 @@ def test_polygons_of_an_events_geopackage_become_origin_outlines(tmp_path):
     events = normalise_events(read_events(path))
     outline = events.loc[0, "origin_wkt"]
     assert outline.startswith("POLYGON ((33.") and events.loc[0, "allows_origin_zone"]
+
+
+def test_reversed_event_years_are_refused_saying_so():
+    records = pd.DataFrame({"event_id": ["ok", "late", "later"], "year_start": [2010, 2015, "2020"],
+                            "year_end": [2012, 2013, "c. 2018"]})
+    with pytest.raises(InputError, match=r"event 'late': year_end 2013 is before year_start 2015 \(the years are "
+                                         r"reversed\); swap them in the events table \(1 more event\(s\)"):
+        normalise_events(records)
+    assert normalise_events(records.iloc[:1])["year_end"].iloc[0] == 2012
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".hidden", "ev 1"])
+def test_an_unsafe_event_id_is_refused_naming_it(bad):
+    with pytest.raises(InputError, match=rf"events table \(event_id\): event id '{re.escape(bad)}' is not a safe name"):
+        normalise_events(pd.DataFrame({"event_id": ["ok", bad], "year_start": [2010, 2011]}))

@@ -290,7 +290,7 @@ def test_aoi_file_without_the_id_field_or_with_duplicate_ids(tmp_path):
     gpd.GeoDataFrame({"mine": ["a", "a"]}, geometry=polygons, crs="EPSG:4326").to_file(path)
     with pytest.raises(InputError, match=r"aois\.geojson: no field 'aoi_id' \(aoi.id_field\); fields are"):
         read_aois(path, id_field="aoi_id")
-    with pytest.raises(InputError, match=r"aois\.geojson: AOI ids must be unique, repeated: \['a'\]"):
+    with pytest.raises(InputError, match=r"aois\.geojson: AOI ids must be unique \(ignoring case\), repeated: \['a'\]"):
         read_aois(path, id_field="mine")
 
 

@@ -37,13 +37,62 @@ def test_spss_file_reads_back_with_variable_and_value_labels(demo_run):
     assert set(table["country"]) == {"Mozambique"}
 
 
+def test_spss_variables_have_measurement_levels_and_display_formats(demo_run):
+    _, meta = pyreadstat.read_sav(demo_run / "outputs" / "demo_small" / "exports" / "events.sav", metadataonly=True)
+    measure, formats = meta.variable_measure, meta.original_variable_types
+    assert (measure["zone"], measure["class_code"], measure["lifecycle_stage"]) == ("nominal", "nominal", "ordinal")
+    assert (formats["zone"], formats["class_code"], formats["lifecycle_stage"]) == ("F2.0",) * 3
+    assert (measure["year_start"], formats["year_start"], formats["year_end"]) == ("scale", "F4.0", "F4.0")
+    assert (formats["displaced_count"], formats["effect_ha"], formats["effect_pct_points"]) == ("F8.0", "F10.2", "F8.2")
+    assert measure["company"] == "nominal" and meta.variable_display_width["company"] == len("Demo Mining Co. (synthetic)")
+    assert "unknown" not in measure.values()
+
+
 def test_kumu_network_names_only_elements_it_has(demo_run):
     network = json.loads((demo_run / "outputs" / "demo_small" / "exports" / "kumu.json").read_text())
-    labels = {e["label"] for e in network["elements"]}
+    ids = [e["id"] for e in network["elements"]]
+    assert len(ids) == len(set(ids))
     assert {e["type"] for e in network["elements"]} == {"mine", "company", "event", "community", "resettlement site"}
-    assert all(c["from"] in labels and c["to"] in labels for c in network["connections"])
+    assert all(c["from"] in ids and c["to"] in ids for c in network["connections"])
+    event = next(e for e in network["elements"] if e["type"] == "event")
+    assert event["label"] == "planned resettlement, 2018" and event["id"] == "event:demo_mine_village_a"
+    assert event["year_start"] == 2018 and isinstance(event["year_start"], int) and event["displaced_count"] == 240
     displaced = next(c for c in network["connections"] if c["type"] == "displaced from")
     assert displaced["effect_ha_built-up"] < 0  # the village was cleared
+    assert displaced["effect_ha_built-up_ci95_low"] < displaced["effect_ha_built-up"] < displaced[
+        "effect_ha_built-up_ci95_high"] < 0
+    assert "built-up: -2" in displaced["description"] and "95% CI" in displaced["description"]
+
+
+def test_kumu_keeps_same_named_communities_of_two_mines_apart():
+    from pipeline.products.exports import kumu_network
+
+    events = pd.DataFrame({"event_id": ["e1", "e2", "e3"], "aoi_id": ["mine_a", "mine_b", "mine_a"],
+                           "mine": ["Mine A", "Mine B", "Mine A"], "company": ["Co", "Co", "Co"],
+                           "event_type": ["planned resettlement", "eviction", "planned resettlement"],
+                           "year_start": [2010.0, 2012.0, 2014.0], "year_end": [2011.0, 2012.0, np.nan],
+                           "origin_community": ["Ribeira", "Ribeira", "Ribeira"], "resettlement_site": [None] * 3})
+    baci = pd.DataFrame(columns=["event_id", "zone", "class_name", "status", "effect_ha", "ci95_low_ha",
+                                 "ci95_high_ha"])
+    network = kumu_network(events, baci, headline=[("origin_community", "built-up")])
+    communities = [e for e in network["elements"] if e["type"] == "community"]
+    assert sorted(e["id"] for e in communities) == ["community:mine_a:Ribeira", "community:mine_b:Ribeira"]
+    assert {e["label"] for e in communities} == {"Ribeira"}  # one name, two places
+    assert sorted(e["label"] for e in network["elements"] if e["type"] == "event") == [
+        "eviction, 2012", "planned resettlement, 2010-2011", "planned resettlement, 2014"]
+    assert len([e for e in network["elements"] if e["type"] == "company"]) == 1
+
+
+def test_pooled_effect_is_one_events_own_interval_or_the_random_effects_estimate():
+    from pipeline.products.exports import pooled_effect
+
+    assert pooled_effect([-3.0], [-4.5], [-2.0]) == (-3.0, -4.5, -2.0)  # bootstrap intervals may be asymmetric
+    # two events, SE 1 each (interval width 2 x 1.96): Q = (1 - 3)^2 / 1 + ... = 2, tau^2 = (2 - 1) / (2 - 1) = 1
+    effect, low, high = pooled_effect([1.0, 3.0], [1 - 1.959964, 3 - 1.959964], [1 + 1.959964, 3 + 1.959964])
+    assert effect == pytest.approx(2.0) and high - low == pytest.approx(2 * 1.959964 * np.sqrt(1.0))  # sqrt(2 / 2)
+    z = 1.959964
+    same = pooled_effect([2.0, 2.0], [2 - z, 2 - z], [2 + z, 2 + z])  # no heterogeneity: the fixed-effect interval
+    assert same[0] == pytest.approx(2.0) and same[2] - same[1] == pytest.approx(2 * 1.959964 / np.sqrt(2))
 
 
 def test_event_zones_geopackage_has_its_layer_crs_and_effects(demo_run):
@@ -63,6 +112,7 @@ def test_summary_by_indicator_and_its_charts(demo_run):
     row = summary[(summary.indicator == "commodity") & (summary.zone == "origin_community")
                   & (summary.class_name == "built-up")].iloc[0]
     assert row["value"] == "coal" and row["n_events"] == 1 and row["mean_effect_ha"] < 0
+    assert row["pooled_ci95_low_ha"] < row["pooled_effect_ha"] == row["mean_effect_ha"] < row["pooled_ci95_high_ha"]
     assert (summary_dir / "commodity_origin_community_built-up.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -110,3 +160,14 @@ def test_public_option_leaves_no_community_name_or_location_in_any_output(demo_r
     cell = origin.geometry.iloc[0]
     assert cell.area == pytest.approx(1000 * 1000)  # a grid cell, not the exact disc
     assert np.isclose(cell.bounds[0] % 1000, 0) and exact.to_crs(zones.crs).within(cell).all()
+
+
+def test_effects_by_indicator_of_a_run_without_headline_effects_is_an_empty_table():
+    from pipeline.products.exports import effects_by_indicator
+
+    baci = pd.DataFrame({"event_id": ["a"], "zone": ["origin_community"], "class_name": ["water"], "status": ["ok"],
+                         "effect_ha": [1.0], "ci95_low_ha": [0.5], "ci95_high_ha": [1.5]})
+    events = pd.DataFrame({"event_id": ["a"], "country": ["X"], "company": ["C"], "commodity": ["coal"],
+                           "lifecycle_stage": ["operation"], "event_type": ["eviction"]})
+    summary = effects_by_indicator(baci, events, class_names=["built-up"])
+    assert summary.empty and "pooled_ci95_high_ha" in summary.columns

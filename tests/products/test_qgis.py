@@ -10,8 +10,8 @@ import pytest
 from pipeline.change import NO_CHANGE
 from pipeline.config import DEFAULT_CLASSES, ClassDef
 from pipeline.errors import InputError
-from pipeline.products.qgis import (change_map_style, class_map_style, cleaning_style, confidence_style,
-                                    first_change_style, write_styles)
+from pipeline.products.qgis import (change_map_style, class_map_style, cleaning_style, composite_style,
+                                    confidence_style, first_change_style, series_range, write_styles)
 from pipeline.results import open_run
 
 
@@ -79,6 +79,51 @@ def test_confidence_style_ramps_from_zero_to_one():
     assert values[0] == 0 and values[-1] == 1 and values == sorted(values)
 
 
+def test_confidence_style_spans_the_range_it_is_given():
+    renderer = _renderer(confidence_style(0.37, 1.0))
+    shader = renderer.find("./rastershader/colorrampshader")
+    items = shader.findall("item")
+    assert (shader.get("minimumValue"), shader.get("maximumValue")) == ("0.37", "1")
+    assert [i.get("label") for i in items] == ["0.37", "0.53", "0.69", "0.84", "1.00"]
+    assert (renderer.get("classificationMin"), renderer.get("classificationMax")) == ("0.37", "1")
+
+
+def test_composite_style_picks_red_green_blue_by_name_with_one_fixed_stretch():
+    root = ET.fromstring(composite_style(["blue", "green", "red", "nir", "ndvi"], minimum=[0.02] * 3,
+                                         maximum=[0.19] * 3))
+    renderer = root.find("./pipe/rasterrenderer")
+    assert renderer.get("type") == "multibandcolor"
+    assert (renderer.get("redBand"), renderer.get("greenBand"), renderer.get("blueBand")) == ("3", "2", "1")
+    assert renderer.find("./minMaxOrigin/limits").text == "None"  # user-defined: QGIS keeps them
+    for colour in ("red", "green", "blue"):
+        assert renderer.find(f"./{colour}ContrastEnhancement/minValue").text == "0.02"
+        assert renderer.find(f"./{colour}ContrastEnhancement/maxValue").text == "0.19"
+    false = ET.fromstring(composite_style(["blue", "green", "red", "nir"], ("nir", "red", "green"),
+                                          minimum=[0.1, 0.02, 0.03], maximum=[0.5, 0.2, 0.2])).find("./pipe/rasterrenderer")
+    assert (false.get("redBand"), false.get("greenBand"), false.get("blueBand")) == ("4", "3", "2")
+    assert false.find("./redContrastEnhancement/maxValue").text == "0.5"
+
+
+def test_series_range_is_over_every_raster_of_the_series(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from pipeline import io
+    from conftest import CRS
+
+    paths = []
+    for i in range(2):
+        values = np.full((2, 4, 4), np.nan, "float32")
+        values[0, :2] = 0.1 * (i + 1)        # band 1: 0.1 then 0.2
+        values[1, :2] = 1.0 + i               # band 2: 1 then 2
+        raster = xr.DataArray(values, dims=("band", "y", "x"),
+                              coords={"y": 100.0 - np.arange(4) * 30, "x": np.arange(4) * 30.0}).rio.write_crs(CRS)
+        paths.append(tmp_path / f"{i}.tif")
+        io.write_cog(raster, paths[-1], band_names=["a", "b"], nodata=np.nan)
+    assert series_range(paths, [1, 2], common=False) == [pytest.approx((0.1, 0.2)), pytest.approx((1.0, 2.0))]
+    assert series_range(paths, [1, 2]) == [pytest.approx((0.1, 2.0))] * 2
+
+
 def test_styles_are_written_beside_every_map_of_the_demo_run(demo_run, tmp_path):
     run_dir = tmp_path / "demo_small"  # a copy: the session's run stays as the runner left it
     shutil.copytree(demo_run / "outputs" / "demo_small", run_dir)
@@ -88,7 +133,13 @@ def test_styles_are_written_beside_every_map_of_the_demo_run(demo_run, tmp_path)
     classes_dir = run_dir / "demo_mine" / "classes"
     maps = sorted(p for p in classes_dir.glob("*.tif"))
     assert len(maps) == 2 * len(periods)  # class map and confidence per period
-    assert sorted(p for p in written if p.parent == classes_dir) == sorted(p.with_suffix(".qml") for p in maps)
+    class_maps = [classes_dir / f"{p}.tif" for p in periods]
+    assert sorted(p for p in written if p.parent == classes_dir) == sorted(
+        [p.with_suffix(".qml") for p in maps] + [p.with_name(p.name + ".aux.xml") for p in class_maps])
+    composites = run_dir / "demo_mine" / "composites"
+    assert sorted(p.name for p in written if p.parent == composites) == sorted(
+        [f"{p}.qml" for p in periods] + [f"{p}_false_colour.qml" for p in periods])
+    assert len({(composites / f"{p}.qml").read_text() for p in periods}) == 1  # one stretch for the series
     for period in periods:
         entries = _renderer((classes_dir / f"{period}.qml").read_text()).findall("./colorPalette/paletteEntry")
         assert [(e.get("value"), e.get("color"), e.get("label")) for e in entries] == [

@@ -128,17 +128,37 @@ def test_links_between_the_overview_and_the_aoi_pages_work(browser, report):
     assert browser.find_element(By.TAG_NAME, "h1").text == "demo_small"
 
 
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_every_table_fits_the_page_with_every_column_in_view(browser, report, width):
+    """No table hides a column behind a horizontal scroll (the BACI table's interval and status included)."""
+    for page in (report.report_index, report.report_page("demo_mine")):
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+        assert not _open(browser, page)
+        tables = browser.execute_script(
+            "return Array.from(document.querySelectorAll('table')).map(t => {"
+            "const box = (t.closest('.table-scroll') || t.parentElement);"
+            "return [t.id || t.className, box.scrollWidth, box.clientWidth, t.getBoundingClientRect().right,"
+            "document.documentElement.clientWidth]; })")
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        assert len(tables) >= 3
+        for name, scroll, client, right, page_width in tables:
+            assert scroll <= client and right <= page_width, f"{page.name} at {width} px: table {name!r} overflows"
+
+
 def test_screenshots_of_the_overview_and_an_aoi_page(browser, report, capsys):
-    """A 1920x1080 viewport and the full page of each, kept in build/test-artifacts/report/."""
+    """A 1920x1080 viewport and the full page of each at 1,920 and 1,400 px, kept in build/test-artifacts/report/."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     saved = []
     for name, page in (("overview", report.report_index), ("aoi_demo_mine", report.report_page("demo_mine"))):
         assert not _open(browser, page)
-        for suffix, height in (("1920x1080", 1080), ("full", None)):
+        for suffix, width, height in (("1920x1080", 1920, 1080), ("full", 1920, None), ("1400_full", 1400, None)):
+            browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": width, "height": height or 1000, "deviceScaleFactor": 1, "mobile": False})
             height = height or browser.execute_script("return document.documentElement.scrollHeight")
             browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                    {"width": 1920, "height": height, "deviceScaleFactor": 1, "mobile": False})
-            assert browser.execute_script("return [window.innerWidth, window.innerHeight]") == [1920, height]
+                                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+            assert browser.execute_script("return [window.innerWidth, window.innerHeight]") == [width, height]
             path = ARTEFACTS / f"{name}_{suffix}.png"
             assert browser.save_screenshot(str(path))
             saved.append(path)

@@ -6,7 +6,7 @@ and where (the file, the key or the value); or, where a batch should go on (a pe
 scene, an event outside the years of the imagery), in exit code 0 with a warning and a record in the
 outputs. In every case the earlier run's files are all still there and unchanged (sha256), except the
 run's own records (manifest, stage stamps, run-level exports) where the bad run got far enough to
-rewrite them, and no temporary file (`.<name>.part.<ext>`) is left behind.
+rewrite them, and no temporary file (`.<name>.part-<pid>-<host>.<ext>`) is left behind.
 
 One tiny good run (4 scenes of 10x10 pixels, 3 years, 3 classes, 1 event; ~10 s) is made once per module
 and copied for each test to the same absolute path, so its stage stamps stay valid: a rerun recomputes
@@ -38,6 +38,7 @@ import yaml
 from shapely.geometry import Point, box
 
 from conftest import CRS, RES, X0, Y0, midr, write_scene
+from pipeline import io
 
 RUN = "tiny"
 BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
@@ -440,8 +441,8 @@ def test_validate_reports_scenes_cloud_mask_grid_and_periods_per_aoi(project, in
     result = in_process("validate", project.config({"cloud_mask": {"method": None}}))
     assert result.returncode == 0, result.stderr
     assert "ingest: 4 scene(s); cloud mask: qa (mask) on 4 scene(s)" in result.stdout
-    assert ("aoi 'mine_a': 4 scene(s) over it, years 2019-2021 (3 with at least 1); grid 9 x 9 px of 30 m in "
-            "EPSG:32736") in result.stdout
+    assert ("aoi 'mine_a': 4 scene(s) over it, 2019-06-01 to 2021-06-01 (3 of 3 period(s) with at least 1); "
+            "grid 9 x 9 px of 30 m in EPSG:32736; composite.period: year") in result.stdout
     assert result.stdout.rstrip().endswith(f"bad.yaml: ok (run '{RUN}', outputs in {project.run_dir})")
     _assert_kept(project.run_dir, before)
 
@@ -454,8 +455,8 @@ def test_validate_finds_an_aoi_outside_the_scenes_and_periods_without_enough_sce
     result = in_process("validate", project.config({"aoi": {"path": "far.geojson"}}))
     _error_line(result, "aoi 'nowhere' does not overlap any of the 4 scenes", "far.geojson")
     result = in_process("validate", project.config({"composite": {"min_clear_scenes": 3}}))
-    _error_line(result, "aoi 'mine_a': no year has composite.min_clear_scenes (3) scenes over the AOI",
-                "{2019: 1, 2020: 1, 2021: 2}")
+    _error_line(result, "aoi 'mine_a': no period of composite.period 'year' has composite.min_clear_scenes (3) "
+                "scenes over the AOI", "(scenes per period: 2019: 1, 2020: 1, 2021: 2)")
     _assert_kept(project.run_dir, before)
 
 
@@ -536,7 +537,7 @@ def test_output_folder_inside_a_regular_file_exits_2_naming_it(project, run):
 
 def _fill_disk_at(target: Path):
     """A writer that, for the temporary file of `target`, writes half and then fails as a full disk does."""
-    tmp = target.with_name(f".{target.stem}.part{target.suffix}")
+    tmp = io.part_path(target)
 
     def full(path, content: bytes) -> None:
         if Path(path) == tmp:

@@ -18,6 +18,7 @@ from pipeline.video import (
     true_colour,
 )
 from pipeline.video import render_stream, rgb_to_yuv420, write_video
+from pipeline.video.style import BACKGROUND_RGB, Sizes
 
 LEGEND = (
     LegendEntry(1, "Water", "#1f78b4"),
@@ -144,6 +145,24 @@ def test_compose_frame_text_changes_pixels():
     assert (plain != annotated).any()
 
 
+def test_the_credits_footer_is_legible_at_720p():
+    """The footer's letters, measured in the frame: as tall as the caption's less a fifth (the old 12 px
+    font made 11-px letters on a 720-line frame, too small on a phone)."""
+    def ink_rows(frame: np.ndarray, top: int, bottom: int) -> int:
+        band = frame[top:bottom].astype(int)
+        rows = np.nonzero((np.abs(band - np.array(BACKGROUND_RGB)).max(axis=-1) > 60).any(axis=1))[0]
+        return int(rows.max() - rows.min() + 1) if len(rows) else 0
+
+    text = "Landsat imagery courtesy of the U.S. Geological Survey"
+    frame = frame_for(size=(1280, 720), captions=[text], credits=text, rgb_shape=(200, 200))
+    without = frame_for(size=(1280, 720), captions=[text], credits="", rgb_shape=(200, 200))
+    rows = np.nonzero((frame != without).any(axis=(1, 2)))[0]  # the footer's rows only
+    footer = ink_rows(frame, rows.min(), rows.max() + 1)
+    sizes = Sizes.for_size(1280, 720)
+    assert sizes.credits_font >= 18 and footer >= 16
+    assert footer >= 0.8 * round(sizes.caption_font * 0.93)  # letters (cap top to descender) ~0.93 em
+
+
 def test_compose_frame_survives_long_texts_and_many_captions():
     frame = frame_for(size=(320, 180), title="A very long mine name " * 10,
                       captions=[f"{year}: an event with a long description " * 3
@@ -170,6 +189,8 @@ def test_frame_count_is_intro_plus_holds_plus_fades_plus_outro():
     assert frame_count(3, fps=10, seconds_per_period=0.5, crossfade_seconds=0.3, intro_seconds=1,
                        outro_seconds=2) == 10 + 3 * 5 + 2 * 3 + 20
     assert frame_count(1, fps=24, seconds_per_period=0.0, crossfade_seconds=1.0) == 1  # hold >= 1, no fade
+    assert frame_count(3, fps=10, seconds_per_period=0.5, last_period_seconds=3) == 2 * 5 + 30  # the last held 3 s
+    assert frame_count(3, fps=10, seconds_per_period=0.5, last_period_seconds=0.2) == 15  # never shorter
     with pytest.raises(ValueError, match="at least one period"):
         frame_count(0, fps=10, seconds_per_period=1)
     with pytest.raises(ValueError, match="fps must be a positive integer"):
@@ -196,6 +217,14 @@ def test_frame_runs_follow_the_timeline():
     assert start == 2 + 4 + 2
     assert [s.captions for s in specs[start - 1:start + 7]] == [
         (), ((0, 1.0),), ((0, 1.0),), ((0, 1.0),), ((0, 1.0),), ((0, 0.6667),), ((0, 0.3333),), ()]
+
+
+def test_frame_runs_hold_the_last_period_longer():
+    timing = Timing(fps=4, seconds_per_period=1.0, crossfade_seconds=0.5, outro_seconds=0.5, last_period_seconds=3)
+    specs = expand(frame_runs(timing, 3))
+    assert len(specs) == timing.frame_count(3) == 2 * (4 + 2) + 12 + 2
+    assert [(s.card, s.period, s.blend) for s in specs[12:24]] == [(None, 2, 0.0)] * 12
+    assert [s.card for s in specs[24:]] == ["outro"] * 2
 
 
 def test_frame_runs_group_identical_frames():

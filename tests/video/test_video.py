@@ -15,7 +15,7 @@ from pipeline.video import LegendEntry, MapMarker, Timing, build_scene, colour_c
 LEGEND = tuple(LegendEntry(c.code, c.name, c.colour) for c in DEFAULT_CLASSES)
 SIZE = (960, 540)
 TIMING = Timing(fps=10, seconds_per_period=1.0, crossfade_seconds=0.3, intro_seconds=1.0,
-                outro_seconds=1.0, caption_seconds=1.5)
+                outro_seconds=1.0, caption_seconds=1.5, last_period_seconds=2.0)
 YEARS = [2010, 2011, 2012, 2013, 2014]
 CAPTIONS = [(2, "2012: 240 households resettled from Village A to New Village A"),
             (3, "2013: the pit reaches the old village")]
@@ -52,7 +52,7 @@ def video(tmp_path_factory):
 def test_size_frame_count_and_duration_match_the_timing(video):
     _, path, n, meta, frames = video
     expected = TIMING.frame_count(len(YEARS))
-    assert expected == 10 + 5 * 10 + 4 * 3 + 10
+    assert expected == 10 + 4 * (10 + 3) + 20 + 10  # the last period held 2 s
     assert n == len(frames) == expected
     assert meta["size"] == SIZE and meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
     assert meta["fps"] == 10
@@ -98,16 +98,36 @@ def test_srt_and_chapters_agree_with_the_frames(video):
         assert frames[end_frame - 1][top:top + height].max() > 45  # still showing (fading) on its last frame
     found = publish.chapters(TIMING, len(YEARS), opening="Mine X", captions=list(the_scene.captions),
                              spans=spans)
-    assert [c.title for c in found] == ["Mine X", CAPTIONS[0][1], CAPTIONS[1][1], "Credits"]
-    for chapter, first_frame in zip(found[1:], [TIMING.period_start(2), TIMING.period_start(3),
-                                                TIMING.outro_start(len(YEARS))]):
+    # a 1 s outro is no chapter of its own: YouTube drops every chapter if one is under 10 s
+    assert [c.title for c in found] == ["Mine X", CAPTIONS[0][1], CAPTIONS[1][1]]
+    for chapter, first_frame in zip(found[1:], [TIMING.period_start(2), TIMING.period_start(3)]):
         # the first whole second at or after the chapter's first frame
         assert chapter.seconds * TIMING.fps >= first_frame > (chapter.seconds - 1) * TIMING.fps
-    assert found[-1].timestamp == "00:08" and n == 82  # outro from frame 72 = 7.2 s
+    assert found[-1].timestamp == "00:05" and n == 92  # period 3 from frame 49 = 4.9 s
     text = publish.youtube_text(title="Mine X", summary="summary", captions=list(the_scene.captions),
                                 sources=["Sentinel", "Sentinel", "events.csv"], found=found)
     assert text.count("- Sentinel") == 1
     assert "Chapters:\n00:00 Mine X\n00:04 2012: 240" in text  # caption from frame 36 = 3.6 s
+
+
+def test_a_credits_chapter_only_where_the_outro_lasts_ten_seconds():
+    for outro, titles in ((4.0, ["Mine X", "a", "b"]), (12.0, ["Mine X", "a", "b", "Credits"])):
+        timing = Timing(fps=10, seconds_per_period=6.0, outro_seconds=outro)
+        spans = publish.caption_frames(timing, 3, [1, 2])
+        found = publish.chapters(timing, 3, opening="Mine X", captions=["a", "b"], spans=spans)
+        assert [c.title for c in found] == titles, outro
+
+
+def test_the_last_period_is_held_until_the_credits_in_the_decoded_video(video):
+    the_scene, _, _, _, frames = video
+    left, top, width, height = the_scene.layout.map_boxes[0]
+    last = TIMING.period_start(len(YEARS) - 1)
+    assert TIMING.outro_start(len(YEARS)) - last == 20  # 2 s at 10 fps, against 1 s for the others
+    held = [frames[i][top:top + height, left:left + width].astype(int) for i in range(last, last + 20)]
+    assert max(np.abs(f - held[0]).mean() for f in held) < 2  # the same map throughout (codec noise only)
+    before = frames[last - 1][top:top + height, left:left + width].astype(int)  # the cross-fade's last step
+    outro = frames[last + 20][top:top + height, left:left + width].astype(int)
+    assert np.abs(outro - held[0]).mean() > 30 and np.abs(before - held[0]).mean() > 2  # credits card next
 
 
 def test_chapter_problems_name_youtubes_rules():
@@ -145,3 +165,35 @@ def test_video_config_presets_and_size_errors_name_the_key(tmp_path):
                            ({"rgb_bands": ["red", "green"]}, "video.rgb_bands.2: Field required")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(demo, overrides={"video": video})
+
+
+def test_subtitles_and_youtube_text_carry_no_injected_markup_or_fake_cues():
+    captions = ["2013: 240 households resettled from <font color=red>A</font>",
+                "{\\an8}moved\n\n3\n00:00:00,000 --> 00:00:09,000\nfake cue", "x < y"]
+    srt = publish.subtitles_srt(captions, [(0, 4), (4, 8), (8, 12)], fps=4)
+    assert srt.count(" --> ") == 3 and "fake cue" in srt.split("\n\n")[1]  # still three cues
+    assert "<font" not in srt and "{\\an8}" not in srt and "x \u2039 y" in srt
+    text = publish.youtube_text(title="<b>Mine</b>", summary="s", captions=captions,
+                                sources=["<a href='http://evil.example'>report</a>"],
+                                found=[publish.Chapter(0, "<i>open</i>")])
+    assert "<" not in text and ">" not in text and "report" in text and "00:00 open" in text
+
+
+def test_subtitles_say_what_the_frame_does_not_and_never_repeat_the_caption():
+    import pandas as pd
+
+    from pipeline.video.stage import subtitle_texts, video_captions
+
+    events = pd.DataFrame({
+        "event_id": ["a", "b"], "year_start": [2012, 2013], "year_end": [2012, 2013],
+        "displaced_count": [240, None], "displaced_unit_kind": ["households", None],
+        "origin_community": ["Village A", None], "resettlement_site": ["New Village A", None],
+        "event_type": ["planned resettlement", None], "source": ["RAP 2014, p. 12", None]})
+    from pipeline.composite.periods import make_periods
+
+    periods = make_periods([f"{year}-06-01" for year in YEARS])
+    captions = video_captions(events, periods, public=False)
+    assert [text for _, text in captions] == ["2012: 240 households resettled from Village A to New Village A",
+                                              "2013: people resettled"]
+    assert subtitle_texts(events, periods, public=False) == ["Planned resettlement. Source: RAP 2014, p. 12", ""]
+    assert subtitle_texts(events, periods, public=True) == ["Planned resettlement", ""]  # sources may name places

@@ -65,8 +65,8 @@ def test_the_config_renders_every_period_with_its_timing(rendered):
     video = config.video
     expected = frame_count(len(YEARS), fps=video.fps, seconds_per_period=video.seconds_per_period,
                            crossfade_seconds=video.crossfade_seconds, intro_seconds=video.intro_seconds,
-                           outro_seconds=video.outro_seconds)
-    assert expected == 12 + 8 * 8 + 7 * 4 + 44
+                           outro_seconds=video.outro_seconds, last_period_seconds=video.last_period_seconds)
+    assert expected == 12 + 7 * (8 + 4) + 12 + 44  # the last period held 3 s, the credits 11 s (the config's)
     assert record["frames"] == expected
     frames = decoded(out.video("pucallpa"))
     assert len(frames) == expected and frames[0].shape == (SIZE[1], SIZE[0], 3)
