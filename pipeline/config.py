@@ -499,6 +499,17 @@ class ClassifyConfig(Strict):
     flicker_end_confidence: float = Field(
         0.6, ge=0, le=1, description="first/last period: a change from the neighbour below this confidence "
                                      "is undone (0 = leave the ends alone)")
+    gap_fill: Literal["none", "agree", "nearest"] = Field(
+        "agree", description="fill a pixel without data in a period from its nearest observed periods: agree = "
+                             "where the observations before and after agree (at the series' ends: the one "
+                             "there is); nearest = the nearest in time (ties: the earlier); none (e.g. for a "
+                             "before/after pair). classes_cleaned/ holds the result, classes/ the maps as "
+                             "classified")
+    mmu_ha: float = Field(
+        0.5, ge=0, description="minimum mapping unit (ha): patches smaller than this are merged into their "
+                               "surroundings in every period's cleaned map and in every change map; 0 = none")
+    mmu_connectivity: Literal[4, 8] = Field(
+        8, description="pixels of a patch touch by their sides and corners (8) or by their sides only (4)")
     sample_period: str | int | None = Field(
         None, description="period (id, e.g. 2021 or 2021-q2) whose class map is the strata of the validation "
                           "sample (default: the last)")
@@ -623,6 +634,8 @@ class ChangeConfig(Strict):
     rings_m: list[float] = Field(
         default_factory=lambda: [500, 1000, 2000, 5000],
         description="outer edges (m) of the distance rings around the mining footprint")
+    consecutive_maps: bool = Field(
+        False, description="also write a change map per pair of consecutive periods (change/consecutive/)")
 
     @field_validator("rings_m")
     @classmethod

@@ -135,6 +135,7 @@ def write_cog(
     nodata: float,
     colormap: dict[int, tuple[int, int, int, int]] | None = None,
     tags: dict[str, str] | None = None,
+    categorical: bool | None = None,
     colour_interpretation: Sequence[str] | None = None,
 ) -> None:
     """Write a computed (band, y, x) or (y, x) raster as a Cloud-Optimised GeoTIFF (deflate, overviews).
@@ -142,7 +143,8 @@ def write_cog(
     CRS and transform come from the raster (`.rio`); band descriptions from `band_names`; `tags` are
     written as dataset metadata (e.g. PERIOD, PERIOD_START, PERIOD_END); `colour_interpretation`: one GDAL
     colour interpretation per band ("red", "green", "blue", "undefined", ...; see
-    `rgb_colour_interpretation`), stored in the file for GDAL-based tools.
+    `rgb_colour_interpretation`), stored in the file for GDAL-based tools. `categorical` (default: when a
+    colormap is given): codes, not quantities, so the overviews take the nearest pixel, not the average.
     """
     values = np.asarray(raster.values)
     if values.ndim == 2:
@@ -161,7 +163,8 @@ def write_cog(
         "compress": "deflate",
         "predictor": 2 if values.dtype.kind in "iu" else 3,
         "blocksize": 256,
-        "overview_resampling": "nearest" if colormap is not None else "average",
+        "overview_resampling": "nearest" if (colormap is not None if categorical is None else categorical)
+        else "average",
     }
     with atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:

@@ -2,7 +2,11 @@
 
     outputs/<run_name>/manifest.json
     outputs/<run_name>/<aoi_id>/composites/<period>.tif     COG, float32, bands named
-    outputs/<run_name>/<aoi_id>/classes/<period>.tif        COG, uint8 class codes, 255 = nodata
+    outputs/<run_name>/<aoi_id>/classes/<period>.tif        COG, uint8 class codes, 255 = nodata (as classified)
+    outputs/<run_name>/<aoi_id>/classes_cleaned/<period>.tif          gap-filled, minimum mapping unit applied
+    outputs/<run_name>/<aoi_id>/classes_cleaned/<period>_cleaning.tif what cleaning did to each pixel
+    outputs/<run_name>/<aoi_id>/change/first_change.tif, first_last.tif, consecutive/<from>_to_<to>.tif
+    outputs/<run_name>/<aoi_id>/metrics/aoi.csv             the AOI's area, grid and cleaning settings
     outputs/<run_name>/<aoi_id>/metrics/class_area.csv
     outputs/<run_name>/<aoi_id>/metrics/transitions.csv
     outputs/<run_name>/<aoi_id>/metrics/accuracy.json
@@ -110,6 +114,19 @@ class OutputLayout:
     def class_map(self, aoi_id: str, period: str) -> Path:
         return self._aoi_path(aoi_id, "classes", f"{period}.tif")
 
+    def cleaned_class_map(self, aoi_id: str, period: str) -> Path:
+        """The class map gap-filled and with the minimum mapping unit applied (pipeline.classify.cleaning):
+        what every area, transition, footprint, ring and event effect is counted on."""
+        return self._aoi_path(aoi_id, "classes_cleaned", f"{period}.tif")
+
+    def cleaning(self, aoi_id: str, period: str) -> Path:
+        """uint8 per pixel: 0 observed, 1 gap-filled, 2 reassigned by the MMU, 3 both; 255 no class."""
+        return self._aoi_path(aoi_id, "classes_cleaned", f"{period}_cleaning.tif")
+
+    def aoi_table(self, aoi_id: str) -> Path:
+        """One row: the AOI's area (stated once for every table), its grid and the cleaning settings."""
+        return self._aoi_path(aoi_id, "metrics", "aoi.csv")
+
     def class_area(self, aoi_id: str) -> Path:
         return self._aoi_path(aoi_id, "metrics", "class_area.csv")
 
@@ -180,6 +197,14 @@ class OutputLayout:
         """uint16: the number of the period in which the class first changed (change/maps.py)."""
         return self._aoi_path(aoi_id, "change", "first_change.tif")
 
+    def change_first_last(self, aoi_id: str) -> Path:
+        """uint8, first -> last period: 0 stable, k = k-th transition of interest, then other change."""
+        return self._aoi_path(aoi_id, "change", "first_last.tif")
+
+    def change_consecutive(self, aoi_id: str, period_from: str, period_to: str) -> Path:
+        """The change map of one pair of consecutive periods (change.consecutive_maps), coded as first_last."""
+        return self._aoi_path(aoi_id, "change", "consecutive", f"{period_from}_to_{period_to}.tif")
+
     @property
     def event_records(self) -> Path:
         """The events table as read, parsed, with the analyses each record allows and its AOI link."""
@@ -228,6 +253,9 @@ class OutputLayout:
     def first_change_style(self, aoi_id: str) -> Path:
         return self.first_change(aoi_id).with_suffix(".qml")
 
+    def style(self, raster: Path) -> Path:
+        """The QGIS style beside any raster of the run."""
+        return raster.with_suffix(".qml")
     def export(self, name: str) -> Path:
         """A run-level export file, e.g. `export("class_area.csv")`."""
         return self.path("exports", name)
@@ -304,11 +332,13 @@ class RunOutputs:
         table = self.period_table(aoi_id)
         return dict(zip(table["period"], table["period_label"]))
 
-    def class_map(self, aoi_id: str) -> xr.DataArray:
+    def class_map(self, aoi_id: str, *, cleaned: bool = False) -> xr.DataArray:
         """(period, y, x) uint8 class codes, 255 = nodata; lazy (Dask); `period_start`/`period_end` along
-        the period dimension."""
+        the period dimension. `cleaned`: the gap-filled maps with the minimum mapping unit applied, which
+        the run's tables count (classes_cleaned/); else the maps as classified (classes/)."""
         table = self.period_table(aoi_id)
-        maps = [rioxarray.open_rasterio(self.layout.class_map(aoi_id, p), chunks={}).squeeze("band", drop=True)
+        path = self.layout.cleaned_class_map if cleaned else self.layout.class_map
+        maps = [rioxarray.open_rasterio(path(aoi_id, p), chunks={}).squeeze("band", drop=True)
                 for p in table["period"]]
         stacked = xr.concat(maps, dim=pd.Index(list(table["period"]), name="period"))
         return stacked.assign_coords(period_start=("period", pd.to_datetime(table["period_start"]).values),
@@ -323,6 +353,9 @@ class RunOutputs:
 
     def class_area(self, aoi_id: str) -> pd.DataFrame:
         return read_table(self.layout.class_area(aoi_id))
+
+    def aoi_table(self, aoi_id: str) -> pd.DataFrame:
+        return read_table(self.layout.aoi_table(aoi_id))
 
     def transitions(self, aoi_id: str) -> pd.DataFrame:
         return read_table(self.layout.transitions(aoi_id))

@@ -1,11 +1,14 @@
-"""Change maps from class maps: the period in which each pixel's class first changed."""
+"""Change maps from class maps: the period in which each pixel's class first changed; the colours and tags
+of the change maps between two periods (stable, transitions of interest, other change:
+`pipeline.classify.stage.change_of_interest`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["NO_CHANGE", "FIRST_CHANGE_NODATA", "first_change", "first_change_tags"]
+__all__ = ["NO_CHANGE", "FIRST_CHANGE_NODATA", "first_change", "first_change_tags", "change_map_colours",
+           "change_map_tags"]
 
 NO_CHANGE = 0                  # first_change: observed in two periods or more, the class never changed
 FIRST_CHANGE_NODATA = 65535    # first_change: observed in fewer than two periods (cannot tell)
@@ -45,3 +48,25 @@ def first_change_tags(period_ids: list[str]) -> dict[str, str]:
     return {"VALUES": f"k = first changed in period k (PERIOD_k); {NO_CHANGE} = never changed; "
                       f"{FIRST_CHANGE_NODATA} = fewer than two periods observed",
             **{f"PERIOD_{k}": period for k, period in enumerate(period_ids, start=1)}}
+
+
+STABLE_COLOUR = "#d9d9d9"
+TRANSITION_COLOURS = ("#e31a1c", "#1f78b4", "#33a02c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3", "#fb9a99", "#cab2d6")
+OTHER_CHANGE_COLOUR = "#000000"
+
+
+def change_map_colours(n_transitions: int) -> dict[int, str]:
+    """Colours of a change map between two periods: 0 stable light grey, 1..n the transitions of interest
+    (qualitative colours), n + 1 any other change black (red where no transition of interest is given:
+    the map is then stable / changed)."""
+    colours = {0: STABLE_COLOUR}
+    colours.update({k: TRANSITION_COLOURS[(k - 1) % len(TRANSITION_COLOURS)] for k in range(1, n_transitions + 1)})
+    colours[n_transitions + 1] = OTHER_CHANGE_COLOUR if n_transitions else TRANSITION_COLOURS[0]
+    return colours
+
+
+def change_map_tags(names: dict[int, str], period_from: str, period_to: str, *, nodata: int = 255) -> dict[str, str]:
+    """COG metadata naming the values of a change map between two periods: CHANGE_<value> = its name."""
+    return {"VALUES": "; ".join(f"{value} = {name}" for value, name in names.items()) + f"; {nodata} = nodata "
+                      "in either period", "PERIOD_FROM": period_from, "PERIOD_TO": period_to,
+            **{f"CHANGE_{value}": name for value, name in names.items()}}

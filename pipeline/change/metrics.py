@@ -41,18 +41,45 @@ def class_pixel_counts(class_map: xr.DataArray) -> xr.DataArray:
 
 
 def class_area_table(pixel_counts: xr.DataArray, classes: Sequence[ClassDef], *, pixel_area_ha: float,
-                     aoi_id: str) -> pd.DataFrame:
+                     aoi_id: str, raw_counts: xr.DataArray | None = None, filled_counts: xr.DataArray | None = None,
+                     aoi_pixels: int | None = None) -> pd.DataFrame:
     """aoi_id, period, class_code, class_name, area_ha, area_pct: one row per period and class of the
-    schema; area_pct is the share of the period's classified area (nodata not counted)."""
+    schema, from the pixel counts of the (cleaned) class map; area_pct is the class's share of the
+    period's mapped area (pixels with a class; nodata not counted).
+
+    With `raw_counts` (the counts of the maps as classified), `filled_counts` (of the pixels that gap filling
+    gave a class) and `aoi_pixels` (pixels inside the AOI), also: raw_area_ha, raw_area_pct (the class's share
+    of the observed area), and per period observed_ha (area with data), nodata_ha and nodata_pct (area of
+    the AOI without data, as classified; % of the AOI), filled_ha and filled_pct (of it, the area gap
+    filling gave a class) and unmapped_ha (area of the AOI without a class after cleaning). Every
+    share is in %; the AOI's area is observed_ha + nodata_ha (metrics/aoi.csv states it once).
+    """
     codes = [c.code for c in classes]
     rows = []
     for period in pixel_counts["period"].values:
         counts = pixel_counts.sel(period=period)
         mapped = float(counts.sel(class_code=codes).sum())
+        per_period = {}
+        if raw_counts is not None:
+            raw = raw_counts.sel(period=period)
+            observed = float(raw.sel(class_code=codes).sum())
+        if aoi_pixels is not None and raw_counts is not None:
+            nodata = max(float(aoi_pixels) - observed, 0.0)
+            filled = float(filled_counts.sel(period=period, class_code=codes).sum()) if filled_counts is not None \
+                else 0.0
+            per_period = {"observed_ha": observed * pixel_area_ha, "nodata_ha": nodata * pixel_area_ha,
+                          "nodata_pct": 100 * nodata / aoi_pixels if aoi_pixels else np.nan,
+                          "filled_ha": filled * pixel_area_ha,
+                          "filled_pct": 100 * filled / aoi_pixels if aoi_pixels else np.nan,
+                          "unmapped_ha": max(float(aoi_pixels) - mapped, 0.0) * pixel_area_ha}
         for c in classes:
             n = float(counts.sel(class_code=c.code))
-            rows.append({"aoi_id": aoi_id, "period": str(period), "class_code": c.code, "class_name": c.name,
-                         "area_ha": n * pixel_area_ha, "area_pct": 100 * n / mapped if mapped else np.nan})
+            row = {"aoi_id": aoi_id, "period": str(period), "class_code": c.code, "class_name": c.name,
+                   "area_ha": n * pixel_area_ha, "area_pct": 100 * n / mapped if mapped else np.nan}
+            if raw_counts is not None:
+                n_raw = float(raw.sel(class_code=c.code))
+                row.update(raw_area_ha=n_raw * pixel_area_ha, raw_area_pct=100 * n_raw / observed if observed else np.nan)
+            rows.append({**row, **per_period})
     return pd.DataFrame(rows)
 
 
@@ -146,10 +173,17 @@ def change_summary(class_area: pd.DataFrame, transitions: pd.DataFrame) -> pd.Da
 
 def mining_footprint_table(class_area: pd.DataFrame, mining_classes: Sequence[int]) -> pd.DataFrame:
     """The mining footprint per period (ha), its expansion since the previous period and its rate (ha/yr,
-    over the time between the periods' middles). Periods in the table's order (with their dates)."""
+    over the time between the periods' middles). Periods in the table's order (with their dates). Where the
+    class-area table has them: area_pct (share of the mapped area), raw_area_ha (in the maps as classified)
+    and unmapped_ha (area of the AOI without a class, a bound on what the footprint may miss)."""
     mining = class_area[class_area["class_code"].isin(mining_classes)]
     keys = ["aoi_id", "period", *(c for c in ("period_start", "period_end") if c in class_area)]
-    footprint = mining.groupby(keys, as_index=False, sort=False)["area_ha"].sum().reset_index(drop=True)
+    summed = {c: "sum" for c in ("area_ha", "area_pct", "raw_area_ha") if c in class_area}
+    if "unmapped_ha" in class_area:
+        summed["unmapped_ha"] = "first"
+    footprint = mining.groupby(keys, as_index=False, sort=False).agg(summed).reset_index(drop=True)
+    if footprint.empty:
+        footprint = pd.DataFrame(columns=[*keys, *summed])
     footprint["expansion_ha"] = footprint["area_ha"].diff()
     years = _elapsed_years(footprint).to_numpy()
     footprint["expansion_rate_ha_per_year"] = footprint["expansion_ha"] / np.diff(years, prepend=np.nan)

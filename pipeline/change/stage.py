@@ -1,38 +1,61 @@
-"""The change stage of one AOI: class maps -> areas, transitions, footprint, rings, first-change map.
+"""The change stage of one AOI: class maps -> areas, transitions, footprint, rings, change maps.
 
-    change_stage      class maps -> areas, transitions, footprint, rings       -> metrics/, change/
+    change_stage      cleaned + raw class maps -> areas, transitions, footprint, rings, change maps
+                                                                                -> metrics/, change/
+
+Everything is counted on the cleaned maps (gap-filled, minimum mapping unit applied: classes_cleaned/);
+the maps as classified (classes/) give the observed and nodata areas and the raw areas beside them.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import dask
+import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline import change, io
+from pipeline.classify.cleaning import mmu_pixels, sieve_change_map
+from pipeline.classify.predict import UNCLASSIFIED
+from pipeline.classify.stage import change_names, change_of_interest
 from pipeline.composite.periods import periods_of, with_period_dates
+from pipeline.config import PipelineConfig
 from pipeline.ingest.grid import pixel_area_ha
+from pipeline.ingest.stack import aoi_mask
 from pipeline.job import AoiJob
 
-__all__ = ["change_stage"]
+__all__ = ["aoi_table", "change_stage"]
 
 
-def change_stage(job: AoiJob, class_map: xr.DataArray) -> dict:
-    """Class areas, transitions (consecutive and first -> last), change summary, mining footprint, rings
-    and the first-change map. Every table names its periods by id, with their first and last day."""
+def change_stage(job: AoiJob, class_map: xr.DataArray, raw_class_map: xr.DataArray | None = None) -> dict:
+    """Class areas (with the observed, nodata and gap-filled areas per period), transitions (consecutive and
+    first -> last), change summary, mining footprint, rings and the change maps: first change, first -> last
+    (transitions of interest, any other change) and, with change.consecutive_maps, each pair of consecutive
+    periods; the minimum mapping unit applied to each. `class_map`: the cleaned maps; `raw_class_map`: as
+    classified (default: the same). Every table names its periods by id, with their first and last day."""
     config, aoi_id, out = job.config, job.aoi_id, job.out
+    raw_class_map = class_map if raw_class_map is None else raw_class_map
     periods = periods_of(class_map)
     area_ha = pixel_area_ha(class_map)
-    counts, transitions, first_last, first_change = dask.compute(
-        change.class_pixel_counts(class_map), change.transition_counts(class_map),
-        change.transition_counts(class_map, steps="first_last"), change.first_change(class_map))
-    tables = dict(classes=config.classes, pixel_area_ha=area_ha, aoi_id=aoi_id)
+    inside = aoi_mask(class_map, job.geometry)
+    filled_only = class_map.where(raw_class_map == UNCLASSIFIED, UNCLASSIFIED).astype("uint8")
+    counts, raw_counts, filled_counts, transitions, first_last = dask.compute(
+        change.class_pixel_counts(class_map), change.class_pixel_counts(raw_class_map),
+        change.class_pixel_counts(filled_only), change.transition_counts(class_map),
+        change.transition_counts(class_map, steps="first_last"))
+    tables = {"classes": config.classes, "pixel_area_ha": area_ha, "aoi_id": aoi_id}
 
     def dated(table, *columns):
         for column in columns:
             table = with_period_dates(table, periods, column=column)
         return table
 
-    class_area = dated(change.class_area_table(counts, **tables), "period")
+    aoi_pixels = int(inside.sum())
+    io.write_csv(aoi_table(config, job, class_map, aoi_pixels), out.aoi_table(aoi_id))
+    class_area = dated(change.class_area_table(counts, **tables, raw_counts=raw_counts, filled_counts=filled_counts,
+                                               aoi_pixels=aoi_pixels), "period")
     consecutive = dated(change.transition_table(transitions, **tables), "period_from", "period_to")
     io.write_csv(class_area, out.class_area(aoi_id))
     io.write_csv(consecutive, out.transitions(aoi_id))
@@ -43,6 +66,50 @@ def change_stage(job: AoiJob, class_map: xr.DataArray) -> dict:
     rings = change.ring_summary(class_map, config.classes, mining_classes=config.change.mining_classes,
                                 rings_m=config.change.rings_m, aoi_id=aoi_id)
     io.write_csv(dated(rings, "period"), out.rings(aoi_id))
-    io.write_cog(first_change, out.first_change(aoi_id), band_names=["first_change_period"],
-                 nodata=change.FIRST_CHANGE_NODATA, tags=change.first_change_tags([p.id for p in periods]))
-    return {}
+    return {"change_maps": _change_maps(config, job, class_map)}
+
+
+def aoi_table(config: PipelineConfig, job: AoiJob, grid: xr.DataArray, aoi_pixels: int) -> pd.DataFrame:
+    """metrics/aoi.csv, one row: the AOI's area (its pixels: centres inside the polygon, as every table
+    counts them; and the polygon's own area), the grid, and how the class maps were cleaned."""
+    settings = config.classify
+    crs = grid.rio.crs
+    polygon_ha = float(job.geometry.to_crs(crs).area.sum()) / 10_000 if crs is not None and crs.is_projected \
+        else np.nan
+    return pd.DataFrame([{
+        "aoi_id": job.aoi_id, "area_ha": aoi_pixels * pixel_area_ha(grid), "pixels": aoi_pixels,
+        "polygon_area_ha": polygon_ha, "pixel_area_ha": pixel_area_ha(grid),
+        "resolution": abs(grid.rio.resolution()[0]), "crs": crs.to_string() if crs is not None else "",
+        "periods": grid.sizes["period"], "gap_fill": settings.gap_fill, "mmu_ha": settings.mmu_ha,
+        "mmu_pixels": mmu_pixels(settings.mmu_ha, grid), "mmu_connectivity": settings.mmu_connectivity}])
+
+
+def _change_maps(config: PipelineConfig, job: AoiJob, class_map: xr.DataArray) -> list[str]:
+    """Write the change maps (COGs); returns their names for the manifest."""
+    aoi_id, out = job.aoi_id, job.out
+    settings = config.classify
+    min_pixels = mmu_pixels(settings.mmu_ha, class_map)
+    ids = [str(p) for p in class_map["period"].values]
+    first_change = sieve_change_map(change.first_change(class_map), min_pixels=min_pixels,
+                                    connectivity=settings.mmu_connectivity, unchanged=change.NO_CHANGE,
+                                    nodata=change.FIRST_CHANGE_NODATA)
+    maps = [(first_change, out.first_change(aoi_id),
+             {"band_names": ["first_change_period"], "nodata": change.FIRST_CHANGE_NODATA, "categorical": True,
+              "tags": change.first_change_tags(ids)})]
+    pairs = [(ids[0], ids[-1], out.change_first_last(aoi_id))] if len(ids) > 1 else []
+    if config.change.consecutive_maps:
+        pairs += [(a, b, out.change_consecutive(aoi_id, a, b)) for a, b in itertools.pairwise(ids)]
+    names = change_names(config)
+    colours = {value: _rgba(colour) for value, colour in change.change_map_colours(len(names) - 2).items()}
+    for period_from, period_to, path in pairs:
+        tags = change.change_map_tags(names, period_from, period_to, nodata=UNCLASSIFIED)
+        maps.append((change_of_interest(config, class_map.sel(period=period_from), class_map.sel(period=period_to)),
+                     path, {"band_names": ["change"], "nodata": UNCLASSIFIED, "colormap": colours, "tags": tags}))
+    (computed,) = dask.compute([raster for raster, _, _ in maps])
+    for raster, (_, path, options) in zip(computed, maps):
+        io.write_cog(raster, path, **options)
+    return [str(path.relative_to(out.aoi_dir(aoi_id))) for _, path, _ in maps]
+
+
+def _rgba(colour: str) -> tuple[int, int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 255

@@ -8,7 +8,8 @@
     sampling    Olofsson et al. (2014) sample designs and error-adjusted area estimators
     labelling   the sample's labelling form in QGIS (a drop-down of class names, stored in its GPKG)
     temporal    the flicker filter across periods
-    stage       the classify stage of one AOI (writes classes/, metrics/, models/, validation/)
+    cleaning    temporal gap filling and the minimum mapping unit, before any area is counted
+    stage       the classify stage of one AOI (writes classes/, classes_cleaned/, metrics/, models/, validation/)
 
 Uses: ingest (the grid), and the base modules.
 """
@@ -19,8 +20,10 @@ from pipeline.classify.predict import UNCLASSIFIED, predict_classes, predict_cla
 from pipeline.classify.accuracy import accuracy_assessment, compare_with_reference, spatial_blocks, spatial_cross_validation
 from pipeline.classify.models import make_classifier, load_model, dump_model, check_features
 from pipeline.classify.temporal import remove_flicker
+from pipeline.classify.cleaning import gap_fill, sieve, sieve_change_map, mmu_pixels, cleaning_flags
 
 __all__ = ["feature_stack", "temporal_statistics", "read_training_data", "training_samples", "polygon_pixels",
            "train_classifier", "train_random_forest", "UNCLASSIFIED", "predict_classes", "predict_class_map",
            "accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation",
-           "make_classifier", "load_model", "dump_model", "check_features", "remove_flicker"]
+           "make_classifier", "load_model", "dump_model", "check_features", "remove_flicker",
+           "gap_fill", "sieve", "sieve_change_map", "mmu_pixels", "cleaning_flags"]

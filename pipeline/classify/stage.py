@@ -1,9 +1,11 @@
 """The classify stage of one AOI: train (or load) the model, assess it, predict and write the class maps.
 
     classify_stage    composites + labels -> model, accuracy, class maps       -> classes/, metrics/, validation/
+    clean_class_maps  class maps -> gap-filled, minimum mapping unit applied   -> classes_cleaned/
 
-Also the validation sample designs (Olofsson et al. 2014) and, once labelled, the error-adjusted areas.
-Downstream stages read the written class maps back lazily (`read_class_map`).
+Also the validation sample designs (Olofsson et al. 2014) and, once labelled, the error-adjusted areas; they
+are drawn from the cleaned maps, the maps whose areas the run reports. Downstream stages read the written
+class maps back lazily (`read_class_map`, `cleaned=True` for the cleaned ones).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from pathlib import Path
 
 import dask
+import dask.array
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -19,7 +22,7 @@ import rioxarray
 import xarray as xr
 
 from pipeline import classify, io
-from pipeline.classify import models, sampling, temporal
+from pipeline.classify import cleaning, models, sampling, temporal
 from pipeline.classify.labelling import labelling_style
 from pipeline.composite.periods import Period, period_coords, periods_of
 from pipeline.composite.stage import period_tags
@@ -29,16 +32,17 @@ from pipeline.ingest.grid import pixel_area_ha
 from pipeline.job import AoiJob, compute_with_progress
 from pipeline.results import OutputLayout
 
-__all__ = ["classify_stage", "read_class_map", "train_and_predict", "filter_flicker", "validation_design"]
+__all__ = ["classify_stage", "read_class_map", "train_and_predict", "filter_flicker", "clean_class_maps",
+           "validation_design", "change_of_interest", "change_names"]
 
 log = logging.getLogger(__name__)
 
 
 def read_class_map(out: OutputLayout, aoi_id: str, periods: list[Period], *, chunk_size: int,
-                   confidence: bool = False) -> xr.DataArray:
-    """The written class maps (or confidence maps) as one lazy (period, y, x) array; the period dimension
-    carries `period_start` and `period_end`."""
-    path = out.confidence if confidence else out.class_map
+                   confidence: bool = False, cleaned: bool = False) -> xr.DataArray:
+    """The written class maps (the cleaned ones with `cleaned`, or the confidence maps) as one lazy
+    (period, y, x) array; the period dimension carries `period_start` and `period_end`."""
+    path = out.confidence if confidence else out.cleaned_class_map if cleaned else out.class_map
     rasters = [rioxarray.open_rasterio(path(aoi_id, p.id), chunks={"x": chunk_size, "y": chunk_size})
                .squeeze("band", drop=True) for p in periods]
     crs = rasters[0].rio.crs
@@ -82,7 +86,9 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
         for path in compute_with_progress(tasks, lambda n, done=done: job.report("classify", done + n, total, "maps")):
             io.note_written(path)
     class_map = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
-    facts.update(validation_design(config, class_map, accuracy, out, aoi_id))
+    facts["cleaning"] = accuracy["cleaning"] = _write_cleaned(job, class_map, periods, colours)
+    cleaned = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size, cleaned=True)
+    facts.update(validation_design(config, cleaned, accuracy, out, aoi_id))
     io.write_json(accuracy, out.accuracy(aoi_id))
     io.write_csv(_confusion_table(accuracy, config.classes), out.confusion_matrix(aoi_id))
     if model_files is not None:
@@ -186,6 +192,82 @@ def filter_flicker(config: PipelineConfig, predicted: xr.Dataset) -> tuple[xr.Da
     return filtered.rio.write_crs(class_map.rio.crs).rio.write_nodata(classify.UNCLASSIFIED), report
 
 
+def clean_class_maps(config: PipelineConfig, class_map: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """The class maps gap-filled (classify.gap_fill) with the minimum mapping unit applied per period
+    (classify.mmu_ha, mmu_connectivity), and the cleaning flags (`cleaning.cleaning_flags`); both lazy
+    (period, y, x) uint8, 255 = nodata."""
+    settings = config.classify
+    filled = cleaning.gap_fill(class_map, settings.gap_fill, nodata=classify.UNCLASSIFIED)
+    cleaned = cleaning.sieve(filled, min_pixels=cleaning.mmu_pixels(settings.mmu_ha, class_map),
+                             connectivity=settings.mmu_connectivity, nodata=classify.UNCLASSIFIED)
+    return cleaned, cleaning.cleaning_flags(class_map, filled, cleaned, nodata=classify.UNCLASSIFIED)
+
+
+def _write_cleaned(job: AoiJob, class_map: xr.DataArray, periods: list[Period], colours: dict) -> dict:
+    """Write classes_cleaned/<period>.tif and <period>_cleaning.tif; returns what the manifest records."""
+    config, aoi_id, out = job.config, job.aoi_id, job.out
+    settings = config.classify
+    (class_map,) = dask.persist(class_map)  # every period of a pixel is needed to fill it: read the maps once
+    cleaned, flags = clean_class_maps(config, class_map)
+    flag_colours = {0: (240, 240, 240, 255), cleaning.FILLED: (255, 127, 0, 255), cleaning.SIEVED: (106, 61, 154, 255),
+                    cleaning.FILLED | cleaning.SIEVED: (227, 26, 28, 255)}
+    counts = []
+    for start in range(0, len(periods), job.batch):
+        batch = periods[start:start + job.batch]
+        tasks = [dask.delayed(io.write_period_cog)(cleaned.sel(period=p.id), out.cleaned_class_map(aoi_id, p.id),
+                                                   band_names=["class"], nodata=classify.UNCLASSIFIED,
+                                                   colormap=colours, tags=period_tags(p)) for p in batch]
+        tasks += [dask.delayed(io.write_period_cog)(flags.sel(period=p.id), out.cleaning(aoi_id, p.id),
+                                                    band_names=["cleaning"], nodata=cleaning.CLEANING_NODATA,
+                                                    colormap=flag_colours, tags={**period_tags(p), **_FLAG_TAGS})
+                  for p in batch]
+        tally = [dask.array.bincount(flags.sel(period=p.id).data.ravel().astype("int64"), minlength=256)
+                 for p in batch] if dask.is_dask_collection(flags) else [
+            np.bincount(flags.sel(period=p.id).values.ravel().astype("int64"), minlength=256) for p in batch]
+        *paths, tally = dask.compute(*tasks, tally)
+        for path in paths:
+            io.note_written(path)
+        counts += [np.asarray(t) for t in tally]
+    counts = np.stack(counts)
+    mapped = counts[:, [0, cleaning.FILLED, cleaning.SIEVED, cleaning.FILLED | cleaning.SIEVED]].sum(axis=1)
+    filled = counts[:, cleaning.FILLED] + counts[:, cleaning.FILLED | cleaning.SIEVED]
+    sieved = counts[:, cleaning.SIEVED] + counts[:, cleaning.FILLED | cleaning.SIEVED]
+    return {"gap_fill": settings.gap_fill, "mmu_ha": settings.mmu_ha,
+            "mmu_pixels": cleaning.mmu_pixels(settings.mmu_ha, class_map),
+            "mmu_connectivity": settings.mmu_connectivity,
+            "pixel_periods_filled": int(filled.sum()), "pixel_periods_sieved": int(sieved.sum()),
+            "share_sieved": round(float(sieved.sum() / max(mapped.sum(), 1)), 6)}
+
+
+_FLAG_TAGS = {"VALUES": f"0 = observed; {cleaning.FILLED} = gap-filled; {cleaning.SIEVED} = observed, class changed by "
+                        f"the minimum mapping unit; {cleaning.FILLED | cleaning.SIEVED} = gap-filled, then changed by "
+                        f"it; {cleaning.CLEANING_NODATA} = no class"}
+
+
+def change_of_interest(config: PipelineConfig, class_from: xr.DataArray, class_to: xr.DataArray) -> xr.DataArray:
+    """(y, x) uint8 change map between two (y, x) class maps: 0 stable, k = the k-th of
+    classify.change_transitions, then any other change; 255 where either is nodata; the minimum mapping
+    unit applied (`cleaning.sieve_change_map`). Lazy stays lazy. The change stage writes it, and the
+    change sample design is drawn from it."""
+    settings = config.classify
+    transitions = [tuple(t) for t in settings.change_transitions]
+    strata = xr.apply_ufunc(sampling.change_strata, class_from, class_to, kwargs={"transitions": transitions},
+                            dask="parallelized", output_dtypes=[np.uint8])
+    strata = strata.rio.write_crs(class_from.rio.crs).rio.write_nodata(classify.UNCLASSIFIED)
+    return cleaning.sieve_change_map(strata, min_pixels=cleaning.mmu_pixels(settings.mmu_ha, class_from),
+                                     connectivity=settings.mmu_connectivity, unchanged=0,
+                                     nodata=classify.UNCLASSIFIED).rename("change")
+
+
+def change_names(config: PipelineConfig) -> dict[int, str]:
+    """The values of a `change_of_interest` map and their names."""
+    transitions = [tuple(t) for t in config.classify.change_transitions]
+    class_names = {c.code: c.name for c in config.classes}
+    return {0: "stable", **{k: f"{class_names.get(a, a)} -> {class_names.get(b, b)}"
+                            for k, (a, b) in enumerate(transitions, start=1)},
+            len(transitions) + 1: "other change" if transitions else "changed"}
+
+
 def validation_design(config: PipelineConfig, class_map: xr.DataArray, accuracy: dict, out: OutputLayout,
                 aoi_id: str) -> dict:
     """Write the stratified random sample design; with a labelled sample, the Olofsson et al. (2014)
@@ -262,13 +344,8 @@ def _change_validation(config: PipelineConfig, class_map: xr.DataArray, out: Out
     change): its sample design and, once labelled, its error-adjusted areas."""
     settings = config.classify
     first, last = (str(p) for p in class_map["period"].values[[0, -1]])
-    transitions = [tuple(t) for t in settings.change_transitions]
-    strata = class_map.sel(period=last).copy(data=sampling.change_strata(
-        class_map.sel(period=first).values, class_map.sel(period=last).values, transitions))
-    class_names = {c.code: c.name for c in config.classes}
-    names = {0: "stable", **{k: f"{class_names.get(a, a)} -> {class_names.get(b, b)}"
-                             for k, (a, b) in enumerate(transitions, start=1)},
-             len(transitions) + 1: "other change"}
+    strata = change_of_interest(config, class_map.sel(period=first), class_map.sel(period=last)).compute()
+    names = change_names(config)
     design, pixels = _sample_design(settings, strata, names)
     design["period_from"], design["period_to"] = first, last
     io.write_gpkg(design, out.change_sample_design(aoi_id), layer=f"{aoi_id} change validation sample {first} to {last}",

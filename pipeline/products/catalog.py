@@ -6,8 +6,11 @@
 
 Each item holds the period's COGs as assets, by relative href (the catalog moves with the run folder):
 `composite` (float32, every band, NaN nodata; `raster:bands` and `eo:bands` in band order),
-`class_map` (uint8, 255 nodata, `classification:classes` from the run's classes) and `confidence`
-where the run wrote them, each with `proj:*` of its grid and `file:size`/`file:checksum`. The item's
+`class_map` (uint8, 255 nodata, `classification:classes` from the run's classes, as classified),
+`class_map_cleaned` (the same, gap-filled and with the minimum mapping unit applied: what the tables
+count), `cleaning` (what cleaning did to each pixel) and `confidence` where the run wrote them, each
+with `proj:*` of its grid and `file:size`/`file:checksum`. The collection holds the change maps:
+`first_change`, `change_first_last` and `change_<from>_to_<to>` (change.consecutive_maps). The item's
 `datetime` is 1 July of the period (with `start_datetime`/`end_datetime` spanning the year), so the
 pipeline's own STAC ingest (`kind: stac` with `catalog:`) loads every composite as one scene of its
 year. Nothing in the catalog depends on when it was written (no `created`/`updated`): the same run gives
@@ -16,6 +19,7 @@ the same bytes. It names no community or site (AOI ids and rasters only), so it 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -183,6 +187,19 @@ def _collection(run: RunOutputs, aoi_id: str) -> pystac.Collection:
                                           "periods observed)", roles=["data"])
         collection.add_asset("first_change", asset)
         _raster_fields(asset, layout.first_change(aoi_id), data_type=DataType.UINT16, nodata=65535)
+    if aoi_id in _done(run, "change"):
+        ids = list(periods["period"])
+        pairs = [("change_first_last", ids[0], ids[-1], layout.change_first_last(aoi_id))] if len(ids) > 1 else []
+        pairs += [(f"change_{a}_to_{b}", a, b, layout.change_consecutive(aoi_id, a, b)) for a, b in itertools.pairwise(ids)]
+        for key, period_from, period_to, path in pairs:
+            if not path.exists():
+                continue
+            asset = _raster_asset(path, title=f"Change {period_from} to {period_to}", roles=["data"],
+                                  description=f"change from {period_from} to {period_to} in the cleaned class maps: "
+                                              "0 = stable, then each transition of interest, then any other change "
+                                              "(the file's CHANGE_<value> tags name them); 255 = nodata")
+            collection.add_asset(key, asset)
+            _raster_fields(asset, path, data_type=DataType.UINT8, nodata=_CLASS_NODATA)
     for item in items:
         collection.add_item(item)
     return collection
@@ -210,6 +227,22 @@ def _item(run: RunOutputs, aoi_id: str, row, *, classified: bool) -> pystac.Item
         item.add_asset("class_map", class_map)
         _raster_fields(class_map, path, data_type=DataType.UINT8, nodata=_CLASS_NODATA)
         ClassificationExtension.ext(class_map, add_if_missing=True).apply(classes=_classes(run.classes))
+        path = layout.cleaned_class_map(aoi_id, period)
+        if path.exists():
+            cleaned = _raster_asset(path, title=f"Land-cover classes {period}, cleaned", roles=["data", "classification"],
+                                    description="class code per pixel, gap-filled from the nearest observed periods "
+                                                "and with the minimum mapping unit applied (what the run's tables "
+                                                "count); 255 = nodata")
+            item.add_asset("class_map_cleaned", cleaned)
+            _raster_fields(cleaned, path, data_type=DataType.UINT8, nodata=_CLASS_NODATA)
+            ClassificationExtension.ext(cleaned, add_if_missing=True).apply(classes=_classes(run.classes))
+        path = layout.cleaning(aoi_id, period)
+        if path.exists():
+            flags = _raster_asset(path, title=f"Cleaning {period}", roles=["metadata", "quality"],
+                                  description="0 = observed; 1 = gap-filled; 2 = class changed by the minimum "
+                                              "mapping unit; 3 = both; 255 = no class")
+            item.add_asset("cleaning", flags)
+            _raster_fields(flags, path, data_type=DataType.UINT8, nodata=255)
         path = layout.confidence(aoi_id, period)
         if path.exists():
             confidence = _raster_asset(path, title=f"Classification confidence {period}", roles=["data", "quality"],

@@ -42,20 +42,55 @@ def class_maps_figure(class_map: xr.DataArray, classes: Sequence[ClassDef], *, c
 
 
 def class_area_figure(class_area: pd.DataFrame, classes: Sequence[ClassDef]) -> Figure:
-    """Stacked areas (ha) of each class over the periods, from a class_area.csv table."""
-    table = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum",
+    """Each class's share of the mapped area per period, stacked to 100 % (top), and the share of the AOI
+    without data in each period, split into what gap filling gave a class and what stayed unmapped
+    (bottom), from a class_area.csv table: clouds show as grey bars, not as a change of land cover.
+    A table without the share columns (an older run) gives the stacked areas (ha)."""
+    codes = [c.code for c in classes if c.code in set(class_area["class_code"])]
+    colours = [c.colour for c in classes if c.code in codes]
+    names = [c.name for c in classes if c.code in codes]
+    if "nodata_pct" not in class_area:
+        table = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum",
+                                       sort=False)
+        figure, ax = plt.subplots(figsize=(9, 4.5))
+        when = _period_middles(class_area, table.index)
+        ax.stackplot(when, [table[c] for c in codes], colors=colours, labels=names)
+        ax.set_ylabel("area (ha)")
+        ax.set_xlabel("period (plotted at its middle)")
+        ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+        ax.set_xlim(when.min(), when.max()) if len(when) > 1 else None
+        figure.tight_layout()
+        return figure
+    table = class_area.pivot_table(index="period", columns="class_code", values="area_pct", aggfunc="sum",
                                    sort=False)
-    figure, ax = plt.subplots(figsize=(9, 4.5))
-    codes = [c.code for c in classes if c.code in table.columns]
+    per_period = class_area.drop_duplicates("period").set_index("period").loc[table.index]
     when = _period_middles(class_area, table.index)
-    ax.stackplot(when, [table[c] for c in codes], colors=[c.colour for c in classes if c.code in codes],
-                 labels=[c.name for c in classes if c.code in codes])
-    ax.set_xlabel("period (plotted at its middle)")
-    ax.set_ylabel("area (ha)")
-    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
-    ax.set_xlim(when.min(), when.max())
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.8), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 1]})
+    top.stackplot(when, [table[c].fillna(0) for c in codes], colors=colours, labels=names)
+    top.set_ylim(0, 100)
+    top.set_ylabel("share of the mapped area (%)")
+    top.legend(loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+    width = _bar_width(when)
+    filled = per_period["filled_pct"].to_numpy(float) if "filled_pct" in per_period else np.zeros(len(when))
+    nodata = per_period["nodata_pct"].to_numpy(float)
+    bottom.bar(when, filled, width, color="#9e9e9e", label="gap-filled")
+    bottom.bar(when, nodata - filled, width, bottom=filled, color="#424242", label="no class")
+    bottom.set_ylabel("no data\n(% of the AOI)")
+    bottom.set_ylim(0, max(10.0, float(np.nanmax(nodata)) * 1.15 if len(nodata) else 10.0))
+    bottom.legend(loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+    bottom.set_xlabel("period (plotted at its middle)")
+    if len(when) > 1:
+        top.set_xlim(when.min() - width, when.max() + width)
     figure.tight_layout()
     return figure
+
+
+def _bar_width(when: pd.DatetimeIndex) -> pd.Timedelta:
+    """A bar width for periods at `when`: 60 % of the smallest gap between them (a month for one)."""
+    if len(when) < 2:
+        return pd.Timedelta(days=30)
+    return pd.Timedelta(np.diff(np.sort(when.values)).min()) * 0.6
 
 
 def _period_middles(table: pd.DataFrame, periods) -> pd.DatetimeIndex:

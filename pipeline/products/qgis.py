@@ -12,6 +12,11 @@ module writes:
                                                percentile to the highest, over all periods)
     <aoi>/change/first_change.qml              one colour (viridis) per period a change can first be seen in,
                                                labelled with the period; never changed light grey
+    <aoi>/classes_cleaned/<period>.qml         as the class maps (and the .aux.xml class names beside them)
+    <aoi>/classes_cleaned/<period>_cleaning.qml  paletted: observed, gap-filled, changed by the MMU, both
+    <aoi>/change/first_last.qml, change/consecutive/<from>_to_<to>.qml
+                                               paletted: stable, each transition of interest, other change
+                                               (named from the raster's CHANGE_<value> tags)
 
 Without its .qml QGIS shows a composite with bands 1, 2, 3 (blue, green, red) as red, green, blue: it
 does not use the file's colour interpretation to pick them.
@@ -26,6 +31,7 @@ date or path: the same run gives the same bytes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -37,13 +43,14 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from pipeline import io
-from pipeline.change.maps import NO_CHANGE
+from pipeline.change.maps import NO_CHANGE, change_map_colours
+from pipeline.classify.cleaning import CLEANING_NODATA, FILLED, SIEVED
 from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.config import ClassDef
 from pipeline.results import open_run
 
-__all__ = ["QGIS_VERSION", "TRUE_COLOUR", "FALSE_COLOUR", "class_map_style", "composite_style", "confidence_style",
-           "first_change_style", "series_range", "write_styles"]
+__all__ = ["QGIS_VERSION", "TRUE_COLOUR", "FALSE_COLOUR", "change_map_style", "class_map_style", "cleaning_style",
+           "composite_style", "confidence_style", "first_change_style", "series_range", "write_styles"]
 
 TRUE_COLOUR = ("red", "green", "blue")
 FALSE_COLOUR = ("nir", "red", "green")  # colour infrared: vegetation red, water dark, bare ground cyan-grey
@@ -106,16 +113,46 @@ def _viridis(n: int) -> list[str]:
     return [to_hex(ramp(i / max(n - 1, 1))) for i in range(n)]
 
 
+def _paletted(entries: Sequence[tuple[int, str, str]], transparent: Sequence[int]) -> str:
+    """QML of a paletted renderer: (value, colour, label) entries; `transparent` values not drawn."""
+    renderer = _renderer("paletted")
+    _transparency(renderer, list(transparent))
+    palette = ET.SubElement(renderer, "colorPalette")
+    for value, colour, label in entries:
+        ET.SubElement(palette, "paletteEntry", {"value": str(value), "color": colour.lower(), "alpha": "255",
+                                                "label": label})
+    return _document(renderer)
+
+
 def class_map_style(classes: Sequence[ClassDef]) -> str:
     """QML for a class map: a paletted renderer, each class code with its colour and name; the
     UNCLASSIFIED nodata (and any code not in the schema) is not drawn."""
-    renderer = _renderer("paletted")
-    _transparency(renderer, [UNCLASSIFIED])
-    palette = ET.SubElement(renderer, "colorPalette")
-    for c in sorted(classes, key=lambda c: c.code):
-        ET.SubElement(palette, "paletteEntry", {"value": str(c.code), "color": c.colour.lower(), "alpha": "255",
-                                                "label": c.name})
-    return _document(renderer)
+    return _paletted([(c.code, c.colour, c.name) for c in sorted(classes, key=lambda c: c.code)], [UNCLASSIFIED])
+
+
+def cleaning_style() -> str:
+    """QML for a cleaning map (`pipeline.classify.cleaning.cleaning_flags`): observed pixels transparent
+    (the class map shows through beneath), gap-filled orange, changed by the minimum mapping unit purple,
+    both red; no class not drawn."""
+    return _paletted([(0, "#f0f0f0", "observed"), (FILLED, "#ff7f00", "gap-filled"),
+                      (SIEVED, "#6a3d9a", "observed, class changed by the minimum mapping unit"),
+                      (FILLED | SIEVED, "#e31a1c", "gap-filled, then changed by the minimum mapping unit")],
+                     [0, CLEANING_NODATA])
+
+
+def change_map_style(names: dict[int, str]) -> str:
+    """QML for a change map between two periods: 0 stable light grey, each transition of interest its
+    colour, then any other change (`change.change_map_colours`), each labelled with its name; nodata
+    (either period unobserved) not drawn."""
+    colours = change_map_colours(len(names) - 2)
+    return _paletted([(value, colours[value], name) for value, name in sorted(names.items())], [UNCLASSIFIED])
+
+
+def _change_names(path: Path) -> dict[int, str]:
+    """A change map's values and names, from its CHANGE_<value> tags (`change.change_map_tags`)."""
+    with rasterio.open(path) as raster:
+        tags = raster.tags()
+    return {int(key.removeprefix("CHANGE_")): name for key, name in tags.items() if key.startswith("CHANGE_")}
 
 
 def confidence_style(minimum: float = 0.0, maximum: float = 1.0) -> str:
@@ -190,12 +227,12 @@ def series_range(paths: Sequence[Path], bands: Sequence[int], percentiles: tuple
 
 
 def write_styles(run_dir: Path) -> list[Path]:
-    """Write a .qml beside every composite, class map, confidence map and first-change-year map of a
-    finished run, and the class names beside every class map (classes from the run's config); returns
-    the files written, AOI by AOI, period by period."""
+    """Write a .qml beside every composite, class map (as classified and cleaned), confidence map, cleaning
+    map, first-change-year map and change map of a finished run, and the class names beside every class map
+    (classes from the run's config); returns the files written, AOI by AOI, period by period."""
     run = open_run(run_dir)
     layout = run.layout
-    classes = class_map_style(run.classes)
+    classes, cleaning = class_map_style(run.classes), cleaning_style()
     names = [(c.code, c.name, c.colour) for c in run.classes]
     percentiles = tuple((run.manifest["config"].get("video") or {}).get("stretch_percentiles", (2.0, 98.0)))
     written = []
@@ -210,17 +247,28 @@ def write_styles(run_dir: Path) -> list[Path]:
             for raster, style, text in ((layout.class_map(aoi_id, period), layout.class_map_style(aoi_id, period),
                                          classes),
                                         (layout.confidence(aoi_id, period), layout.confidence_style(aoi_id, period),
-                                         confidence)):
+                                         confidence),
+                                        (layout.cleaned_class_map(aoi_id, period),
+                                         layout.style(layout.cleaned_class_map(aoi_id, period)), classes),
+                                        (layout.cleaning(aoi_id, period), layout.style(layout.cleaning(aoi_id, period)),
+                                         cleaning)):
                 if raster.exists():
                     io.write_bytes(text.encode(), style)
                     written.append(style)
-            if layout.class_map(aoi_id, period).exists():
-                written.append(io.write_category_sidecar(layout.class_map(aoi_id, period), names))
+            for class_map in (layout.class_map(aoi_id, period), layout.cleaned_class_map(aoi_id, period)):
+                if class_map.exists():
+                    written.append(io.write_category_sidecar(class_map, names))
         if periods and layout.first_change(aoi_id).exists():
             style = layout.first_change_style(aoi_id)
             labels = run.period_labels(aoi_id)
             io.write_bytes(first_change_style([labels[p] for p in periods]).encode(), style)
             written.append(style)
+        pairs = [layout.change_first_last(aoi_id)] if len(periods) > 1 else []
+        pairs += [layout.change_consecutive(aoi_id, a, b) for a, b in itertools.pairwise(periods)]
+        for raster in pairs:
+            if raster.exists():
+                io.write_bytes(change_map_style(_change_names(raster)).encode(), layout.style(raster))
+                written.append(layout.style(raster))
     return written
 
 

@@ -365,14 +365,34 @@ def _class_area(run: RunOutputs, aoi_id: str) -> dict:
     last = table[table["period"] == last_period]
     colours = {c.code: c.colour for c in run.classes}
     return {"periods": int(table["period"].nunique()), "last": run.period_labels(aoi_id).get(last_period, last_period),
-            "src": None,
+            "src": None, "coverage": _coverage(run, aoi_id, table),
             "rows": [{"name": r["class_name"], "colour": colours.get(r["class_code"], _NODATA_COLOUR),
                       "area_ha": r["area_ha"], "area_pct": r["area_pct"]} for r in last.to_dict("records")]}
 
 
+def _coverage(run: RunOutputs, aoi_id: str, table: pd.DataFrame) -> dict | None:
+    """The AOI's area, the most of it without data in any period (and which), the gap filling and the
+    minimum mapping unit; None for a run without them (metrics/aoi.csv)."""
+    path = run.layout.aoi_table(aoi_id)
+    if not path.exists() or "nodata_pct" not in table:
+        return None
+    aoi = read_table(path).iloc[0]
+    per_period = table.drop_duplicates("period").set_index("period")
+    worst = per_period["nodata_pct"].idxmax()
+    return {"aoi_ha": float(aoi["area_ha"]), "gap_fill": aoi["gap_fill"], "mmu_ha": float(aoi["mmu_ha"]),
+            "mmu_connectivity": int(aoi["mmu_connectivity"]),
+            "worst_period": run.period_labels(aoi_id).get(worst, worst),
+            "worst_nodata_pct": float(per_period.at[worst, "nodata_pct"]),
+            "worst_filled_pct": float(per_period.at[worst, "filled_pct"]),
+            "unmapped_pct_max": float((per_period["unmapped_ha"] / float(aoi["area_ha"]) * 100).max())
+            if float(aoi["area_ha"]) else None}
+
+
 def _class_map_previews(run: RunOutputs, aoi_id: str) -> list[tuple[str, bytes]]:
-    """Each period's class map coloured with the class legend (nodata dark grey), as PNG bytes."""
-    maps = run.class_map(aoi_id)
+    """Each period's cleaned class map (the maps as classified in a run from before cleaning) coloured with
+    the class legend (nodata dark grey), as PNG bytes."""
+    cleaned = run.layout.cleaned_class_map(aoi_id, run.periods(aoi_id)[0]).exists()
+    maps = run.class_map(aoi_id, cleaned=cleaned)
     step = max(1, math.ceil(max(maps.sizes["y"], maps.sizes["x"]) / PREVIEW_MAX_SIDE))
     maps = maps.isel(y=slice(None, None, step), x=slice(None, None, step)).values
     legend = [LegendEntry(c.code, c.name, c.colour) for c in run.classes]

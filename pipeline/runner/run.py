@@ -363,11 +363,13 @@ class _RunContext:
                                    upstream=upstream)
         self.stage(job, "classify", key, lambda: classify_stage(job, composites, layers, self.points),
                    upstream={"composite": self.stamps.read(aoi_id, "composite")["key"]})
-        class_map = read_class_map(out, aoi_id, periods, chunk_size=chunk)
+        # every area, transition and effect is counted on the cleaned maps; the raw ones give the nodata areas
+        class_map = read_class_map(out, aoi_id, periods, chunk_size=chunk, cleaned=True)
+        raw_class_map = read_class_map(out, aoi_id, periods, chunk_size=chunk)
 
         upstream = self._upstream(aoi_id, "classify")
-        key = provenance.stage_key("change", config=self._config("change", "classes"), upstream=upstream)
-        self.stage(job, "change", key, lambda: change_stage(job, class_map),
+        key = provenance.stage_key("change", config=self._config("change", "classes", "classify"), upstream=upstream)
+        self.stage(job, "change", key, lambda: change_stage(job, class_map, raw_class_map),
                    upstream={"classify": self.stamps.read(aoi_id, "classify")["key"]})
 
         accuracy = json.loads(out.accuracy(aoi_id).read_text())

@@ -162,6 +162,8 @@ def build_scene(
     outro_lines: Sequence[str] | None = None,
     map_titles: Sequence[str] = ("True colour", "Land cover"),
     chart: Literal["change", "area"] = "change",
+    chart_unit: Literal["ha", "%"] = "ha",
+    nodata_shares: Sequence[float] | None = None,
 ) -> Scene:
     """Lay out a time-lapse and draw everything that does not change between frames.
 
@@ -184,6 +186,10 @@ def build_scene(
         x position of each period in the chart (default: 0, 1, 2, ...), e.g. the years.
     chart
         "change": each class's area minus its first-period area; "area": the areas.
+    chart_unit
+        "ha", or "%" where `class_areas` are shares of each period's mapped area.
+    nodata_shares
+        Per period, the share (%) of the AOI without data: grey bars under the chart's lines; None for none.
     captions
         (period index, text): the text appears when that period starts, then fades.
     outline
@@ -243,7 +249,7 @@ def build_scene(
         plot, chart_x, chart_lines = draw_chart_base(
             draw, layout.chart_box, sizes, legend, class_areas, values, n_periods,
             event_values=[values[p] for p, _ in captions if 0 <= p < n_periods], mode=chart,
-            first_label=period_labels[0], tick_labels=period_labels)
+            first_label=period_labels[0], tick_labels=period_labels, unit=chart_unit, nodata_shares=nodata_shares)
     draw.line((sizes.margin, layout.caption_box[1], width - sizes.margin, layout.caption_box[1]),
               fill=RULE_RGB, width=max(1, round(2 * sizes.scale)))
     if credits:

@@ -32,7 +32,7 @@ from pipeline.errors import InputError
 from pipeline.results import OutputLayout
 
 __all__ = ["make_timelapse", "event_markers", "outline_pixels", "ground_pixel_size_m", "video_captions",
-           "subtitle_texts"]
+           "subtitle_texts", "chart_series"]
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,9 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
               if class_map is not None else [])
     if class_map is not None and bool((class_map == UNCLASSIFIED).any()):
         legend.append(LegendEntry(UNCLASSIFIED, "no data", "#%02x%02x%02x" % NODATA_RGB))
-    class_areas = None
+    class_areas = nodata_shares = None
     if class_map is not None and class_area is not None:
-        areas = class_area.pivot_table(index="period", columns="class_code", values="area_ha", aggfunc="sum")
-        class_areas = {c.code: [float(areas.at[p, c.code]) if p in areas.index and c.code in areas.columns
-                                else np.nan for p in ids] for c in config.classes}
+        class_areas, nodata_shares = chart_series(class_area, [c.code for c in config.classes], ids)
     captions = video_captions(shown_events, periods, public=public)
     about = _event_facts(shown_events)
     title = free_text(settings.title or str(aoi.get("name") or aoi_id))
@@ -128,7 +126,7 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
             map_titles=("True colour" if bands == ["red", "green", "blue"] else
                         f"{_BAND_LABELS.get(bands[0], bands[0].upper())} (grey)" if len(set(bands)) == 1 else
                         "False colour (" + " / ".join(_BAND_LABELS.get(b, b) for b in bands) + ")", "Land cover"),
-            chart=settings.chart,
+            chart=settings.chart, chart_unit="%", nodata_shares=nodata_shares,
             **overlays)
 
     timing = Timing(fps=settings.fps, seconds_per_period=settings.seconds_per_period,
@@ -152,8 +150,9 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
                *[part.strip() for source in shown_events.get("source", pd.Series(dtype=str)).dropna()
                  for part in str(source).split(" ; ")]]
     band_names = " / ".join(_BAND_LABELS.get(b, b) for b in bands)
-    shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the area "
-             "of each class over time" if legend else f"satellite composites ({band_names})")
+    shown = (f"satellite composites ({band_names}) beside a land-cover map ({len(legend)} classes) and the share "
+             f"of each class over time{_FILL_NOTE[config.classify.gap_fill if config.classify else 'none']}"
+             if legend else f"satellite composites ({band_names})")
     summary = (f"Land cover around {about[0] if about else title} from {periods[0].label} to {periods[-1].label}, period by "
                f"period: {shown}" + (f", with the documented {events_phrase(e for _, e in aoi_events.iterrows())}"
                                      if texts else "")
@@ -172,6 +171,26 @@ def make_timelapse(config: PipelineConfig, aoi: pd.Series, composites: xr.Datase
     return {"frames": n_frames, "size": list(settings.size), "fps": settings.fps,
             "duration_s": round(n_frames / settings.fps, 3), "captions": len(texts), "subtitles": len(cues),
             "chapters": [f"{c.timestamp} {c.title}" for c in found], "chapter_problems": problems}
+
+
+_FILL_NOTE = {"none": "", "agree": " (a pixel without clear data in a period takes its class from the periods before "
+                                   "and after it where they agree)",
+              "nearest": " (a pixel without clear data in a period takes its class from the nearest period with clear "
+                         "data)"}
+
+
+def chart_series(class_area: pd.DataFrame, codes: list[int], periods: list[str]
+                 ) -> tuple[dict[int, list[float]], list[float] | None]:
+    """What the chart plots, from a class_area table: per class its share (%) of each period's mapped area
+    (in the cleaned maps: observed or gap-filled), so that clouds do not show as change; and per period
+    the share (%) of the AOI without data as classified (nodata_pct; None in a table without it)."""
+    shares = class_area.pivot_table(index="period", columns="class_code", values="area_pct", aggfunc="sum")
+    series = {code: [float(shares.at[p, code]) if p in shares.index and code in shares.columns else np.nan
+                     for p in periods] for code in codes}
+    if "nodata_pct" not in class_area:
+        return series, None
+    nodata = class_area.drop_duplicates("period").set_index("period")["nodata_pct"]
+    return series, [float(nodata.get(p, np.nan)) for p in periods]
 
 
 _BAND_LABELS = {"blue": "Blue", "green": "Green", "red": "Red", "nir": "NIR", "swir1": "SWIR1", "swir2": "SWIR2"}

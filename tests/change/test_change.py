@@ -138,3 +138,27 @@ def test_an_aoi_without_any_mining_class_has_an_empty_footprint_table():
     areas = class_area_table(class_pixel_counts(_class_map()), DEFAULT_CLASSES, pixel_area_ha=0.09, aoi_id="a")
     footprint = mining_footprint_table(areas, [42])
     assert footprint.empty and "expansion_rate_ha_per_year" in footprint.columns
+
+
+def test_class_areas_state_the_observed_nodata_and_gap_filled_areas_of_each_period():
+    """2012 (raw): one pixel of six has no data; gap filling gave it water. The AOI is the six pixels."""
+    raw = _class_map()
+    cleaned = raw.copy(data=np.where(raw.values == 255, 1, raw.values).astype("uint8"))
+    filled_only = cleaned.where(raw == 255, 255).astype("uint8")
+    table = class_area_table(class_pixel_counts(cleaned), DEFAULT_CLASSES, pixel_area_ha=0.09, aoi_id="a",
+                             raw_counts=class_pixel_counts(raw), filled_counts=class_pixel_counts(filled_only),
+                             aoi_pixels=6).set_index(["period", "class_code"])
+    water_2012 = table.loc[("2012", 1)]
+    assert water_2012["area_ha"] == pytest.approx(0.27) and water_2012["raw_area_ha"] == pytest.approx(0.18)
+    assert water_2012["area_pct"] == pytest.approx(50.0)       # 3 of the 6 mapped pixels
+    assert water_2012["raw_area_pct"] == pytest.approx(40.0)   # 2 of the 5 observed pixels
+    assert water_2012["observed_ha"] == pytest.approx(0.45) and water_2012["nodata_ha"] == pytest.approx(0.09)
+    assert water_2012["nodata_pct"] == pytest.approx(100 / 6) and water_2012["filled_pct"] == pytest.approx(100 / 6)
+    assert water_2012["filled_ha"] == pytest.approx(0.09) and water_2012["unmapped_ha"] == pytest.approx(0.0)
+    assert table.loc[("2011", 1), "nodata_ha"] == 0 and table.loc[("2011", 1), "filled_ha"] == 0
+    # observed + nodata is the AOI in every period
+    per_period = table.groupby("period")[["observed_ha", "nodata_ha"]].first().sum(axis=1)
+    assert per_period.to_numpy() == pytest.approx([0.54] * 3)
+    footprint = mining_footprint_table(table.reset_index(), [6]).set_index("period")
+    assert {"area_pct", "raw_area_ha", "unmapped_ha"} <= set(footprint.columns)
+    assert footprint.loc["2012", "area_pct"] == pytest.approx(50.0)

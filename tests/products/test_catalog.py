@@ -223,6 +223,17 @@ def test_assets_describe_the_rasters(tiny_run, demo_catalog):
                     assert asset["raster:bands"][0]["nodata"] == 255 == src.nodata
 
 
+def test_the_cleaned_maps_their_cleaning_and_the_change_maps_are_assets(demo_catalog):
+    item = _item(demo_catalog, "demo_mine", 2018)
+    assert {"class_map", "class_map_cleaned", "cleaning"} <= set(item["assets"])
+    assert item["assets"]["class_map_cleaned"]["href"].endswith("demo_mine/classes_cleaned/2018.tif")
+    assert item["assets"]["class_map_cleaned"]["classification:classes"] == item["assets"]["class_map"][
+        "classification:classes"]
+    collection = json.loads((demo_catalog / "stac" / "demo_mine" / "collection.json").read_text())
+    assert collection["assets"]["change_first_last"]["href"].endswith("demo_mine/change/first_last.tif")
+    assert collection["assets"]["change_first_last"]["raster:bands"][0]["nodata"] == 255
+
+
 def test_classification_classes_are_the_runs(demo_catalog):
     manifest = json.loads((demo_catalog / "manifest.json").read_text())
     classes = _item(demo_catalog, "demo_mine", 2021)["assets"]["class_map"]["classification:classes"]

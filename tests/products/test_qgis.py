@@ -10,8 +10,8 @@ import pytest
 from pipeline.change import NO_CHANGE
 from pipeline.config import DEFAULT_CLASSES, ClassDef
 from pipeline.errors import InputError
-from pipeline.products.qgis import (class_map_style, composite_style, confidence_style, first_change_style,
-                                    series_range, write_styles)
+from pipeline.products.qgis import (change_map_style, class_map_style, cleaning_style, composite_style,
+                                    confidence_style, first_change_style, series_range, write_styles)
 from pipeline.results import open_run
 
 
@@ -52,6 +52,24 @@ def test_first_change_style_labels_each_period_and_shows_never_changed():
         (str(NO_CHANGE), "never changed"), ("2", "changed in Feb 2019"), ("3", "changed in Mar 2019")]
     assert len({i.get("color") for i in items}) == 3
     assert (renderer.get("classificationMin"), renderer.get("classificationMax")) == (str(NO_CHANGE), "3")
+
+
+def test_change_map_style_names_stable_each_transition_and_other_change():
+    renderer = _renderer(change_map_style({0: "stable", 1: "grass/shrub -> bare ground & mining",
+                                           2: "cropland -> bare ground & mining", 3: "other change"}))
+    assert renderer.get("type") == "paletted"
+    entries = [(e.get("value"), e.get("color"), e.get("label")) for e in renderer.findall("./colorPalette/paletteEntry")]
+    assert [(v, label) for v, _, label in entries] == [("0", "stable"), ("1", "grass/shrub -> bare ground & mining"),
+                                                       ("2", "cropland -> bare ground & mining"), ("3", "other change")]
+    assert len({colour for _, colour, _ in entries}) == 4 and entries[0][1] == "#d9d9d9"
+    assert _transparent(renderer) == [("255", "255", "100")]  # either period unobserved: not drawn
+
+
+def test_cleaning_style_shows_filled_and_mmu_pixels_over_a_transparent_observed_map():
+    renderer = _renderer(cleaning_style())
+    labels = {e.get("value"): e.get("label") for e in renderer.findall("./colorPalette/paletteEntry")}
+    assert labels["1"] == "gap-filled" and "minimum mapping unit" in labels["2"] and labels["0"] == "observed"
+    assert _transparent(renderer) == [("0", "0", "100"), ("255", "255", "100")]
 
 
 def test_confidence_style_ramps_from_zero_to_one():
@@ -132,6 +150,14 @@ def test_styles_are_written_beside_every_map_of_the_demo_run(demo_run, tmp_path)
     items = _renderer(change_style.read_text()).findall("./rastershader/colorrampshader/item")
     # a pixel first changes in the 2nd period or later
     assert [i.get("label") for i in items] == ["never changed", *(f"changed in {p}" for p in periods[1:])]
+    cleaned_dir = run_dir / "demo_mine" / "classes_cleaned"
+    for period in periods:  # the cleaned maps as the class maps; what cleaning did, paletted
+        assert (cleaned_dir / f"{period}.qml").read_text() == (classes_dir / f"{period}.qml").read_text()
+        assert _renderer((cleaned_dir / f"{period}_cleaning.qml").read_text()).get("type") == "paletted"
+    first_last = run_dir / "demo_mine" / "change" / "first_last.qml"
+    assert first_last in written
+    entries = _renderer(first_last.read_text()).findall("./colorPalette/paletteEntry")
+    assert [(e.get("value"), e.get("label")) for e in entries] == [("0", "stable"), ("1", "changed")]
     first = {p: p.read_bytes() for p in written}
     assert write_styles(run_dir) == written
     assert {p: p.read_bytes() for p in written} == first  # same run, same bytes

@@ -143,6 +143,19 @@ def test_aoi_page_shows_accuracy_events_and_baci_effects_as_in_the_run(report_ru
     assert transitions[-1][-1] == f"{first_last['area_ha'].sum():,.1f}"
 
 
+def test_aoi_page_states_the_aoi_area_and_the_period_most_without_data(report_run):
+    """Cloud is reported as missing data, not as a change of land cover: the page names the cloudiest
+    period with its nodata and gap-filled shares, and the AOI's area, from the run's tables."""
+    run = open_run(report_run)
+    page = Page(run.layout.report_page("demo_mine"))
+    aoi = run.aoi_table("demo_mine").iloc[0]
+    per_period = run.class_area("demo_mine").drop_duplicates("period").set_index("period")
+    worst = per_period["nodata_pct"].idxmax()
+    label = run.period_labels("demo_mine")[worst]
+    assert f"AOI {aoi['area_ha']:,.0f} ha" in page.text
+    assert (f"Most without data: {label}, {per_period.at[worst, 'nodata_pct']:.1f}% of the AOI "
+            f"({per_period.at[worst, 'filled_pct']:.1f}% gap-filled)") in page.text
+    assert "minimum mapping unit 0.50 ha (8-connected)" in page.text and "share of the mapped area" in page.text
 def test_the_report_links_every_output_file_with_its_format(report_run):
     """Every file of the run (not the stage stamps, not the report itself) is linked from a page, in a
     row naming its format; the links resolve."""

@@ -285,6 +285,20 @@ def test_cross_fade_blends_the_maps_and_moves_the_chart_cursor():
     assert (chart[0] != chart[1]).any() and (chart[1] != chart[2]).any()
 
 
+def test_the_chart_shows_the_nodata_share_of_each_period_as_grey_bars():
+    from pipeline.video.chart import NODATA_BAR_RGB
+
+    scene = small_scene(nodata_shares=[2.0, 30.0, 0.0], chart_unit="%")
+    frame = render_frame(scene, FrameSpec(None, 0, 0, 0.0, ()))
+    _, py, _, ph = scene.chart_plot
+    bars = (frame == np.array(NODATA_BAR_RGB, "uint8")).all(axis=-1)
+    bars[:py + ph] = False  # the strip is under the lines' plot
+    columns = [bars[:, round(x) - 1:round(x) + 2].sum() for x in scene.chart_x]
+    assert columns[1] > 5 * columns[0] > 0 and columns[2] == 0  # 30 % towers over 2 %, none at 0 %
+    without = render_frame(small_scene(), FrameSpec(None, 0, 0, 0.0, ()))
+    assert not (without == np.array(NODATA_BAR_RGB, "uint8")).all(axis=-1).any()
+
+
 def test_captions_fade_with_their_alpha():
     scene = small_scene()
     left, top, width, height = scene.layout.caption_box
