@@ -108,23 +108,23 @@ def provenance(path: Annotated[Path, typer.Argument(help="an output file of a ru
 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
-    """Check CONFIG without running anything."""
+    """Check CONFIG and its inputs without reading pixels or writing anything: keys, files, globs, bands,
+    quality bands or the cloud mask that applies, STAC searches, AOIs covered by scenes, periods."""
+    from pipeline.runner.validate import validate_inputs
+
+    _setup_logging(False)
     try:
         settings = load_config(config)
-        from pipeline.runner.plan import period_plans
-
-        plans = period_plans(settings)
+        found = validate_inputs(settings)
     except PipelineError as err:
         _fail(err)
-    lines = [f"{config}: ok (run {settings.run_name!r}, outputs in {settings.run_dir})"]
-    for plan in plans:
-        lines.append(f"aoi {plan.aoi_id!r}: {len(plan.times)} acquisition(s), {len(plan.periods)} period(s) "
-                     f"(composite.period: {settings.composite.period})"
-                     + (f"; {plan.outside} acquisition(s) fall in no period" if plan.outside else ""))
-        lines += [f"  {period.id:<24} {period.start} to {period.end}  {count:>3} scene(s)" for period, count in plan.periods]
-        if not plan.times:
-            lines.append("  no acquisition's footprint meets this AOI: the run would fail for it")
-        lines += [f"  warning: {text}" for text in plan.warnings]
+    lines = [f"  {note}" for note in found.notes]
+    for plan in found.plans:
+        lines.append(f"  {plan.summary}" + (f"; {plan.outside} scene(s) fall in no period" if plan.outside else ""))
+        lines += [f"    {period.id:<24} {period.start} to {period.end}  {count:>3} scene(s)"
+                  for period, count in plan.periods]
+        lines += [f"    warning: {text}" for text in plan.warnings]
+    lines.append(f"{config}: ok (run {settings.run_name!r}, outputs in {settings.run_dir})")
     typer.echo("\n".join(lines))
 
 

@@ -54,6 +54,13 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve)]
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def _changed(self, *names: str) -> list[str]:
+        """Of `names`, the fields given a value other than their default (a default given again, as in a
+        dumped config validated back, is no change)."""
+        fields = type(self).model_fields
+        return [n for n in names if n in self.model_fields_set
+                and getattr(self, n) != fields[n].get_default(call_default_factory=True)]
+
 
 class ClassDef(Strict):
     """One land-cover class: its code in class maps, its name and its colour in maps and videos."""
@@ -127,6 +134,12 @@ class _SourceBase(Strict):
     mask: MaskRuleConfig | None = Field(None, description="quality band rule (generic sensors)")
     no_mask: bool = Field(False, description="ignore the profile's quality band")
 
+    @model_validator(mode="after")
+    def _mask_or_no_mask(self):
+        if self.no_mask and self.mask is not None:
+            raise ValueError("give mask (a quality band rule) or no_mask: true, not both")
+        return self
+
 
 class FilesSourceConfig(_SourceBase):
     """Local raster files (GeoTIFF, JPEG2000, anything GDAL reads)."""
@@ -143,6 +156,24 @@ class FilesSourceConfig(_SourceBase):
     band_pattern: Pattern = Field(None, description="regex, group 1 = band in the file name")
     on_error: Literal["raise", "skip"] = Field("raise", description="unreadable file: stop, or warn and skip")
 
+    @model_validator(mode="after")
+    def _no_ignored_keys(self) -> "FilesSourceConfig":
+        given = self._changed("band_pattern", "date_from", "date_pattern", "date_format")
+        ignored = []
+        if self.layout == "multiband" and "band_pattern" in given:
+            ignored.append(("band_pattern", "layout multiband names bands by their descriptions",
+                            "set layout: band-per-file"))
+        if self.layout == "date-per-band":
+            ignored += [(k, "layout date-per-band takes each band's date from its description or DATETIME tag",
+                         f"remove {k}") for k in ("date_from", "date_pattern", "date_format") if k in given]
+        elif self.date_from == "tags":
+            ignored += [(k, "date_from: tags reads the date from the files' tags", f"remove {k}")
+                        for k in ("date_pattern", "date_format") if k in given]
+        if ignored:
+            name, why, fix = ignored[0]
+            raise ValueError(f"{name} would be ignored: {why}; {fix}")
+        return self
+
 
 class StacSourceConfig(_SourceBase):
     """A STAC API search (pystac-client) or a static catalog on disk, loaded lazily with odc-stac."""
@@ -153,6 +184,16 @@ class StacSourceConfig(_SourceBase):
     collection: str | None = None
     datetime: str | None = Field(None, description="date range, e.g. 2015-01-01/2020-12-31")
     max_cloud_cover: float | None = Field(None, ge=0, le=100, description="eo:cloud_cover at most (%)")
+    sign: Literal["planetary-computer"] | None = Field(
+        None, description="sign asset URLs when they are read: planetary-computer (needs the optional package: "
+                          "pip install 'midr-pipeline[planetary-computer]')")
+    requester_pays: bool = Field(False, description="assets in a requester-pays bucket (e.g. s3://usgs-landsat): "
+                                                    "AWS_REQUEST_PAYER=requester; needs AWS credentials")
+    gdal: dict[str, str] = Field(default_factory=dict, description="GDAL settings for reading this source's "
+                                 "assets, e.g. {AWS_NO_SIGN_REQUEST: 'YES'} or {AWS_S3_ENDPOINT: ...}")
+    group_by: Literal["solar_day", "item"] = Field(
+        "solar_day", description="solar_day: the items of one overpass (tiles of one local day) are one scene; "
+                                 "item: every item is a scene of its own")
 
     @model_validator(mode="after")
     def _one_place(self) -> "StacSourceConfig":
@@ -165,12 +206,31 @@ SourceConfig = Annotated[FilesSourceConfig | StacSourceConfig, Field(discriminat
 
 
 class GridConfig(Strict):
-    crs: str | None = Field(None, description="target CRS; default: the UTM zone of the AOI's centroid; "
-                            "'native': the first scene's CRS")
-    resolution: float | None = Field(None, gt=0, description="pixel size in target CRS units; default: "
-                                     "the first scene's")
+    crs: str | None = Field(None, description="target CRS, projected in metres; default: the UTM zone of the "
+                            "AOI's centroid; 'native': the first scene's CRS")
+    resolution: float | None = Field(None, gt=0, description="pixel size in metres; default: the first scene's")
     anchor: Literal["scene", "resolution"] = Field(
-        "scene", description="pixel edges on the first scene's grid, or on multiples of the resolution")
+        "scene", description="pixel edges on the first scene's grid (kept exactly where the projection is the "
+                             "same), or on multiples of the resolution")
+
+    @field_validator("crs")
+    @classmethod
+    def _metres(cls, value: str | None) -> str | None:
+        if value is None or value == "native":
+            return value
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            crs = CRS.from_user_input(value)
+        except CRSError:
+            raise ValueError("not a CRS pyproj knows (e.g. EPSG:32736, or 'native')") from None
+        units = {axis.unit_name for axis in crs.axis_info}
+        if not crs.is_projected or not units <= {"metre", "meter"}:
+            raise ValueError(f"{crs.name} is in {'/'.join(sorted(units))}, not metres, and areas, buffers and "
+                             "rings are in metres: leave grid.crs out to use each AOI's UTM zone, or give a "
+                             "projected CRS in metres (e.g. a UTM zone, EPSG:326xx / 327xx)")
+        return value
 
 
 class IngestConfig(Strict):
@@ -204,10 +264,26 @@ class IngestConfig(Strict):
     def _sources_or_scenes(self) -> "IngestConfig":
         if (self.sources is None) == (self.scenes is None):
             raise ValueError("give either sources (a list) or scenes (one glob of multi-band files)")
+        shorthand = self._changed("date_pattern", "date_format", "bands", "scale", "offset", "nodata")
+        if self.sources is not None and shorthand:
+            raise ValueError(f"{shorthand[0]} would be ignored: it belongs to the ingest.scenes shorthand, and "
+                             f"this config gives ingest.sources; set it per source (ingest.sources[i].{shorthand[0]})")
         return self
 
 
+CloudMethod = Literal["qa", "spectral", "temporal", "none"]
+
+
 class CloudMaskConfig(Strict):
+    method: CloudMethod | None = Field(
+        None, description="qa: the quality band (QA_PIXEL, SCL, a source's mask); spectral: Fmask-like rules on "
+        "each scene's reflectance (needs blue and red); temporal: a pixel far brighter in blue, or darker in "
+        "NIR/SWIR1, or lower in NDVI than its clear dates (3 or more dates); none: no cloud mask. Default: qa "
+        "where a scene has its quality band, else spectral (else temporal), with a warning")
+    shadow_search_m: float = Field(1000.0, ge=0, description="spectral: a shadow lies within this distance of "
+                                   "a cloud (0: any dark pixel)")
+    smooth_m: float = Field(40.0, ge=0, description="temporal: majority filter radius on the cloud flags "
+                            "(s2cloudless: 4 px of 10 m; 0: none)")
     drop: list[MaskClass] = Field(
         default_factory=lambda: ["cloud", "shadow", "cirrus", "dilated_cloud", "saturated"],
         description="mask classes set to nodata at ingest (add snow to drop snow)")
@@ -215,6 +291,17 @@ class CloudMaskConfig(Strict):
     mask_values: list[int] = Field(
         default_factory=lambda: [1, 2], description="ingest.scenes shorthand: mask band values to drop"
     )
+
+    @model_validator(mode="after")
+    def _no_ignored_keys(self) -> "CloudMaskConfig":
+        given = self._changed("shadow_search_m", "smooth_m", "drop")
+        for name, methods in (("shadow_search_m", (None, "spectral")), ("smooth_m", (None, "temporal"))):
+            if name in given and self.method not in methods:
+                raise ValueError(f"{name} would be ignored: it applies to method {methods[1]}, and method is "
+                                 f"{self.method}")
+        if self.method == "none" and "drop" in given:
+            raise ValueError("drop would be ignored: method none masks nothing")
+        return self
 
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # ids used in file names: no "/", no leading "." or "-"
@@ -588,6 +675,15 @@ class PipelineConfig(Strict):
     dask: DaskConfig = DaskConfig()
     config_path: Path | None = Field(None, exclude=True, description="set by load_config")
 
+    @model_validator(mode="after")
+    def _shorthand_mask(self) -> "PipelineConfig":
+        given = self.cloud_mask._changed("mask_band", "mask_values")
+        if self.ingest.sources is not None and given:
+            raise ValueError(f"cloud_mask.{given[0]} would be ignored: it belongs to the ingest.scenes shorthand, "
+                             "and this config gives ingest.sources; describe the quality band per source "
+                             "(ingest.sources[i].mask)")
+        return self
+
     @field_validator("classes")
     @classmethod
     def _unique_codes(cls, classes: list[ClassDef]) -> list[ClassDef]:
@@ -622,8 +718,8 @@ class PipelineConfig(Strict):
 def _format_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{where}: {e['msg']}{_given(e)}")
+        where = ".".join(str(p) for p in e["loc"] if p not in ("files", "stac"))  # the source kind tags
+        parts.append(f"{where}: {e['msg']}{_given(e)}" if where else f"{e['msg']}{_given(e)}")
     return "; ".join(parts)
 
 

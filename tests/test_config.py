@@ -76,10 +76,13 @@ def test_cli_validate_exits_2_and_names_the_key(tmp_path):
     assert "dask.n_wrokers: Extra inputs are not permitted" in result.output
 
 
-def test_cli_validate_accepts_the_demo_config():
-    result = CliRunner().invoke(app, ["validate", str(DEMO)])
+def test_cli_validate_accepts_the_demo_config(demo_run):
+    """The demo's config and its generated inputs (the small demo: the same config at test size)."""
+    result = CliRunner().invoke(app, ["validate", str(demo_run / "config.yaml")])
     assert result.exit_code == 0, result.output
-    assert "ok (run 'demo'" in result.output
+    assert "ok (run 'demo_small'" in result.output
+    assert "ingest: 18 scene(s); cloud mask: qa (mask) on 18 scene(s)" in result.output
+    assert load_config(DEMO).cloud_mask.method is None and load_config(DEMO).cloud_mask.mask_band == "mask"
 
 
 def test_cli_schema_prints_json_schema():

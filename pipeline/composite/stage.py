@@ -47,15 +47,16 @@ def period_tags(period: Period) -> dict[str, str]:
             "PERIOD_LABEL": period.label}
 
 
-def composite_stage(job: AoiJob, scenes) -> dict:
+def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     """Ingest the AOI's scenes, mask clouds, and write one composite per period (bands + indices).
 
+    `items`: the AOI's STAC items per source (`ingest.find_items`; searched here when not given).
     Periods are computed a batch at a time; a period whose composite has no valid pixel at all (every
     scene clouded or empty) is skipped and reported, not written."""
     config, aoi_id, out = job.config, job.aoi_id, job.out
     settings = config.composite
     stack, _ = aoi_stack(scenes, job.geometry, ingest_config=config.ingest, drop=config.cloud_mask.drop,
-                         aoi_id=aoi_id)
+                         aoi_id=aoi_id, items=items)
     listed = stack.sizes["time"]
     listed_periods = configured_periods(stack["time"].values, settings)
     outside = _outside(stack["time"].values, listed_periods)

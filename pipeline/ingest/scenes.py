@@ -1,7 +1,9 @@
 """Scene discovery: the files of a files source -> one `SceneFiles` per acquisition (headers only).
 
 Dates come from file names, tags or band descriptions; bands from descriptions, file-name tokens or
-variables. Unreadable, truncated or unreferenced files fail here, naming the file and the key.
+variables. Globs are recursive (`**` matches any depth of folders). Unreadable, truncated or
+unreferenced files fail here, naming the file and the key; so does a band of a scene found in several
+files (e.g. a Sentinel-2 SAFE's B02 at 10, 20 and 60 m), naming the files and the key that chooses.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import glob
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -31,11 +33,16 @@ class SceneFiles:
     """One acquisition of one source: its time, an id, and where each native band lies.
 
     `layers` maps a native band name (description, file-name token or variable) to (file, 1-based band).
+    `radiometry`: the product's own scale and offsets where its metadata give them (set by `sources`,
+    e.g. from a Sentinel-2 MTD_MSIL2A.xml), else None. `footprint`: (left, bottom, right, top) and the
+    CRS (WKT) of the scene's first file, from its header.
     """
 
     when: datetime
     scene_id: str
     layers: dict[str, tuple[Path, int]]
+    radiometry: object | None = field(default=None, compare=False)
+    footprint: tuple[tuple[float, float, float, float], str] | None = field(default=None, compare=False)
 
 
 def find_scene_files(
@@ -59,11 +66,14 @@ def find_scene_files(
     "tags", from TIFFTAG_DATETIME / DATETIME / ACQUISITION_DATE. `on_error` "skip" logs unreadable
     files and files without CRS and goes on.
     """
-    paths = sorted(Path(p) for p in glob.glob(pattern))
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not paths:
         raise InputError(f"no scene files match {pattern!r} ({key}.scenes)")
     date_regex = re.compile(date_pattern)
     band_regex = re.compile(band_pattern) if band_pattern else None
+    if band_regex is not None and layout != "multiband":
+        paths = _with_band(paths, band_regex, key=key, pattern=pattern)
+    seen: dict[tuple, list[Path]] = {}  # (time, scene, band) -> files, to find a band given by several files
     if date_from == "name" and layout != "date-per-band" and not any(date_regex.search(p.name) for p in paths):
         raise InputError(f"{key}.date_pattern {date_pattern!r} matches none of the {len(paths)} files "
                          f"matching {pattern!r} (e.g. {paths[0].name})")
@@ -72,13 +82,14 @@ def find_scene_files(
         header = _read_header(path, key=key, on_error=on_error)
         if header is None:
             continue
-        descriptions, tags, band_tags = header
+        descriptions, tags, band_tags, footprint = header
         if layout == "date-per-band":
             variable = _band_token(path, band_regex, key) if band_regex else path.stem
             for index, (description, btags) in enumerate(zip(descriptions, band_tags), start=1):
                 when = _band_time(path, index, description, btags, key)
-                scene = scenes.setdefault((when, ""), SceneFiles(when, when.isoformat(), {}))
+                scene = scenes.setdefault((when, ""), SceneFiles(when, when.isoformat(), {}, footprint=footprint))
                 scene.layers[variable] = (path, index)
+                seen.setdefault((when, scene.scene_id, variable), []).append(path)
             continue
         when = (_tag_time(path, tags, key) if date_from == "tags"
                 else _name_time(path, date_regex, date_format, key, date_pattern))
@@ -89,19 +100,56 @@ def find_scene_files(
             match = band_regex.search(path.name)
             scene_id = path.name[:match.start()].strip("_-. ") or Path(
                 path.name[:match.start(1)] + path.name[match.end(1):]).stem.strip("_-. ")
-            scene = scenes.setdefault((when, scene_id), SceneFiles(when, scene_id, {}))
+            scene = scenes.setdefault((when, scene_id), SceneFiles(when, scene_id, {}, footprint=footprint))
             scene.layers[band] = (path, 1)
+            seen.setdefault((when, scene_id, band), []).append(path)
         else:
             names = [d or f"b{i}" for i, d in enumerate(descriptions, start=1)]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise InputError(f"{path}: the band description(s) {repeated} occur more than once, so "
+                                 f"{key}.bands cannot tell those bands apart; give each band its own description")
+            if (when, path.stem) in scenes:
+                first = next(iter(scenes[(when, path.stem)].layers.values()))[0]
+                seen.setdefault((when, path.stem, "(all bands)"), [first]).append(path)
             scenes[(when, path.stem)] = SceneFiles(when, path.stem, {n: (path, i) for i, n in
-                                                                    enumerate(names, start=1)})
+                                                                    enumerate(names, start=1)}, footprint=footprint)
+    _check_unique(seen, key=key, layout=layout)
     if not scenes:
         raise InputError(f"none of the {len(paths)} files matching {pattern!r} could be read ({key})")
     return [scenes[k] for k in sorted(scenes)]
 
 
+def _with_band(paths: list[Path], regex: re.Pattern, *, key: str, pattern: str) -> list[Path]:
+    """The files whose name has a band for `regex`; the others are left out with a log line (a `**` glob
+    over a product folder also finds its previews, metadata and quality files)."""
+    kept = [p for p in paths if regex.search(p.name)]
+    if not kept:
+        raise InputError(f"{key}.band_pattern {regex.pattern!r} matches none of the {len(paths)} files matching "
+                         f"{pattern!r} (e.g. {paths[0].name})")
+    if len(kept) < len(paths):
+        left = [p.name for p in paths if not regex.search(p.name)]
+        log.info("%s: %d of %d files have no band matching band_pattern %r; left out (e.g. %s)", key, len(left),
+                 len(paths), regex.pattern, left[0])
+    return kept
+
+
+def _check_unique(seen: dict[tuple, list[Path]], *, key: str, layout: str) -> None:
+    """Raise InputError naming the files when one band of one scene comes from several files."""
+    for (when, scene_id, band), files in seen.items():
+        if len(files) > 1:
+            chooser = (f"{key}.band_pattern (e.g. '_(B0[2348](?=_10m)|B1[12](?=_20m)|SCL(?=_20m))_' keeps "
+                       "Sentinel-2's native resolutions) or a narrower "
+                       f"{key}.scenes" if layout == "band-per-file" else f"a narrower {key}.scenes")
+            scene = f"scene {scene_id!r} ({when.isoformat()})" if scene_id != when.isoformat() else f"scene {scene_id}"
+            what = scene if band == "(all bands)" else f"band {band!r} of {scene}"
+            raise InputError(f"{what} is in {len(files)} files: {', '.join(str(f) for f in files)}; choose one "
+                             f"with {chooser}")
+
+
 def _read_header(path: Path, *, key: str, on_error: str):
-    """(band descriptions, dataset tags, per-band tags), or None when skipped; raises InputError."""
+    """(band descriptions, dataset tags, per-band tags, (bounds, CRS WKT)), or None when skipped; raises
+    InputError."""
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
@@ -110,7 +158,7 @@ def _read_header(path: Path, *, key: str, on_error: str):
                 problem = _truncated(src, path)
                 if problem is None:
                     return (list(src.descriptions), src.tags(),
-                            [src.tags(i) for i in range(1, src.count + 1)])
+                            [src.tags(i) for i in range(1, src.count + 1)], (tuple(src.bounds), src.crs.to_wkt()))
     except (RasterioIOError, OSError) as err:
         problem = f"{path}: cannot open as a raster ({_one_line(err)})"
         if _looks_like_tiff(path):

@@ -15,7 +15,8 @@ References
   0 no data, 1 saturated or defective, 2 dark area pixels (topographic shadow), 3 cloud shadows,
   4 vegetation, 5 not vegetated, 6 water, 7 unclassified, 8 cloud medium probability, 9 cloud high
   probability, 10 thin cirrus, 11 snow or ice. Reflectance = (DN + BOA_ADD_OFFSET) / 10000 with
-  BOA_ADD_OFFSET = -1000 from processing baseline 04.00 (products acquired from 2022-01-25 on), 0 before.
+  BOA_ADD_OFFSET = -1000 from processing baseline 04.00 on, 0 before; read from each product's metadata
+  by `pipeline.ingest.baselines` (the acquisition date is only the last resort).
 - Harmonisation: ETM+/TM -> OLI surface reflectance, OLS coefficients of Roy et al. (2016), Remote
   Sensing of Environment 185, table 2; Sentinel-2A/B MSI -> OLI bandpass adjustment of HLS
   (Claverie et al. 2018; https://hls.gsfc.nasa.gov/algorithms/bandpass-adjustment/).
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
+
+from pipeline.ingest.baselines import date_offset
 
 __all__ = [
     "HARMONISATION",
@@ -57,9 +59,6 @@ SCL_CLASSES: dict[int, int] = {
     9: MASK_CODES["cloud"], 10: MASK_CODES["cirrus"], 11: MASK_CODES["snow"],
 }
 
-# S2 processing baseline 04.00: the -1000 BOA offset applies to acquisitions from this day on.
-S2_OFFSET_FROM = pd.Timestamp("2022-01-25")
-
 # Linear harmonisation to Landsat 8 OLI: profile platform group -> common band -> (slope, intercept).
 HARMONISATION: dict[str, dict[str, tuple[float, float]]] = {
     "tm-etm": {  # Roy et al. 2016, table 2, OLS ETM+ -> OLI (used for TM as well)
@@ -83,8 +82,12 @@ class SensorProfile:
     """How one archive's files become common-name reflectance and mask classes.
 
     `bands` are the native names in file names or band descriptions; `stac_bands` the STAC asset keys
-    (Planetary Computer / Earth Search conventions). `mask` is "landsat-qa", "scl", "values", "bits"
-    or None; for "values"/"bits" `mask_rule` maps a common class name to values or bit numbers.
+    (Planetary Computer / Earth Search conventions; matched case-insensitively, or by `eo:bands` common
+    name). `mask` is "landsat-qa", "scl", "values", "bits" or None; for "values"/"bits" `mask_rule` maps
+    a common class name to values or bit numbers. `metadata_scale` / `metadata_offset`: each product's
+    metadata decide the scale / offset (Sentinel-2 baselines), unless the config gives them.
+    `stac_types`: (data type, nodata) of the reflectance assets and of the mask asset, for catalogs whose
+    items lack `raster:bands` (Planetary Computer Sentinel-2), without which odc-stac reads 0 as NaN.
     """
 
     name: str
@@ -101,6 +104,9 @@ class SensorProfile:
     date_format: str = "%Y%m%d"
     band_pattern: str | None = None
     band_override: Mapping[str, str] | None = None
+    metadata_scale: bool = False
+    metadata_offset: bool = False
+    stac_types: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
     def bands_for(self, scene_id: str) -> Mapping[str, str]:
         """Common -> native band names for one scene (Landsat: TM/ETM+ or OLI numbering by mission)."""
@@ -111,9 +117,10 @@ class SensorProfile:
         return self.bands
 
     def offset_at(self, when: datetime) -> float:
-        """The additive offset (reflectance units) for an acquisition time."""
-        if self.name == "sentinel-2-l2a":
-            return -0.1 if pd.Timestamp(when).tz_localize(None) >= S2_OFFSET_FROM else 0.0
+        """The additive offset (reflectance units) of an acquisition without product metadata: for
+        Sentinel-2 (unless the config gives an offset) the one of the baseline in use at that time."""
+        if self.name == "sentinel-2-l2a" and self.metadata_offset:
+            return date_offset(when)
         return self.offset
 
     def harmonisation_group(self, scene_id: str) -> str | None:
@@ -140,7 +147,7 @@ PROFILES: dict[str, SensorProfile] = {
         mask_band="QA_PIXEL", mask="landsat-qa",
         stac_bands={"blue": "blue", "green": "green", "red": "red", "nir": "nir08", "swir1": "swir16",
                     "swir2": "swir22"},
-        stac_mask_band="qa_pixel",
+        stac_mask_band="qa_pixel", stac_types={"bands": ("uint16", 0), "mask": ("uint16", 1)},
         date_pattern=r"^L[CTOE]0\d_L2S[PR]_\d{6}_(\d{8})_", date_format="%Y%m%d",
         band_pattern=r"_(SR_B\d|QA_PIXEL)\.TIF$",
     ),
@@ -151,7 +158,8 @@ PROFILES: dict[str, SensorProfile] = {
         scale=1e-4, offset=0.0, nodata=0, mask_band="SCL", mask="scl",
         stac_bands={"blue": "blue", "green": "green", "red": "red", "nir": "nir", "swir1": "swir16",
                     "swir2": "swir22"},
-        stac_mask_band="scl",
+        stac_mask_band="scl", stac_types={"bands": ("uint16", 0), "mask": ("uint8", 0)},
+        metadata_scale=True, metadata_offset=True,
         date_pattern=r"_(\d{8}T\d{6})_", date_format="%Y%m%dT%H%M%S",
         band_pattern=r"_(B\d[\dA]|SCL)_\d+m\.(?:jp2|tif|TIF)$",
     ),
@@ -187,11 +195,14 @@ def landsat_qa_classes(qa: np.ndarray) -> np.ndarray:
 
 
 def scl_classes(scl: np.ndarray) -> np.ndarray:
-    """Sentinel-2 L2A SCL (uint8) -> uint8 common mask classes; other SCL values are clear."""
+    """Sentinel-2 L2A SCL (uint8) -> uint8 common mask classes; other SCL values are clear, NaN (SCL
+    read as float without its nodata) is nodata."""
     scl = np.asarray(scl)
     out = np.zeros(scl.shape, "uint8")
     for value, code in SCL_CLASSES.items():
         out[scl == value] = code
+    if scl.dtype.kind == "f":
+        out[~np.isfinite(scl)] = MASK_NODATA
     return out
 
 

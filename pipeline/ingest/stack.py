@@ -2,9 +2,9 @@
 
 Every source (local files in any layout, or STAC items) goes the same way: native bands -> common band
 names (blue, green, red, nir, swir1, swir2; ndvi/evi for index products) in physical reflectance,
-float32 with NaN as nodata; the sensor's quality band -> common mask classes (`sensors.MASK_CODES`),
-and the classes in `drop` (cloud, shadow, ...) set to NaN here, at ingest. The result carries no `mask`
-variable. Reflectance is resampled bilinear onto the target grid, masks nearest; a scene on the grid
+float32 with NaN as nodata; the sensor's quality band (or, without one, the spectral or temporal rules
+of `cloudmask`) -> common mask classes (`sensors.MASK_CODES`), and the classes in `drop` (cloud,
+shadow, ...) set to NaN here, at ingest. The result carries no `mask` variable. Reflectance is resampled bilinear onto the target grid, masks nearest; a scene on the grid
 already is cut by its window, without resampling. Nothing is read but file headers until the caller
 computes. Several sources merge into one series keyed by acquisition datetime.
 """
@@ -25,9 +25,11 @@ from odc.geo.geobox import GeoBox
 from rasterio.features import geometry_mask
 
 from pipeline.errors import InputError
+from pipeline.ingest.baselines import ProductRadiometry
+from pipeline.ingest.cloudmask import CloudPlan, spectral_mask, temporal_mask
+from pipeline.ingest.grid import aligned as _aligned
 from pipeline.ingest.grid import grid_coords as _grid_coords
 from pipeline.ingest.grid import onto_grid as _onto_grid
-from pipeline.ingest.grid import same_crs as _same_crs
 from pipeline.ingest.rasters import open_raster as _open_raster
 from pipeline.ingest.scenes import SceneFiles
 from pipeline.ingest.sensors import HARMONISATION, MASK_CODES, MASK_NODATA, SensorProfile
@@ -106,67 +108,120 @@ def files_stack(
     harmonise: bool = False,
     chunk_size: int = 512,
     key: str = "ingest",
+    plan: CloudPlan = CloudPlan(),
     open_raster: Callable[..., xr.DataArray] = _open_raster,
 ) -> xr.Dataset | None:
     """Scenes of one files source on `grid`: (time, y, x) float32 per common band, masked; lazy.
 
-    Scenes that do not overlap the grid are left out; None when none overlaps.
+    Clouds are masked as `plan` says: by the quality band where a scene has it (and `plan.use_qa`),
+    else by `plan.other` (spectral, temporal or none). A scene's own radiometry (`scene.radiometry`)
+    replaces the profile's scale and offset where the profile takes them from metadata. Scenes that
+    do not overlap the grid are left out; None when none overlaps. Scenes not on the grid are
+    resampled (logged once per grid).
     """
     opened: dict = {}
+    resampled: set = set()
 
     def layer(path, index):
         if path not in opened:
             raster = open_raster(path, chunk_size=chunk_size)
             geobox = raster.odc.geobox
-            opened[path] = (raster, geobox, _same_crs(geobox, grid))
-        raster, geobox, same_crs = opened[path]
-        return raster.data[index - 1], raster.attrs.get("nodata"), geobox, same_crs
+            if not _aligned(geobox, grid) and (geobox.crs, geobox.resolution) not in resampled:
+                resampled.add((geobox.crs, geobox.resolution))
+                log.info("%s: %s (%s, %g m) is not on the AOI grid (%s, %g m): resampled, reflectance bilinear, "
+                         "masks nearest", key, path, _crs_name(geobox), abs(geobox.resolution.x), _crs_name(grid),
+                         abs(grid.resolution.x))
+            opened[path] = (raster, geobox)
+        raster, geobox = opened[path]
+        return raster.data[index - 1], raster.attrs.get("nodata"), geobox
 
-    check_bands(scenes, profile, key=key)
-    layers, kept = [], []
+    def onto(data, geobox, *, resampling, fill):
+        return _onto_grid(data, geobox, grid, resampling=resampling, fill=fill).rechunk(chunk_size)
+
+    check_bands(scenes, profile, key=key, require_mask=plan.require_qa)
+    layers, kept, temporal = [], [], []
     for scene in scenes:
         wanted = dict(profile.bands_for(scene.scene_id))
-        mask_band = profile.mask_band if profile.mask else None
-        _, _, geobox, _ = layer(*scene.layers[next(iter(wanted.values()))])
+        _, _, geobox = layer(*scene.layers[next(iter(wanted.values()))])
         if not geobox.extent.intersects(grid.extent.to_crs(geobox.crs)):
             log.info("%s: scene %s does not overlap the AOI; left out", key, scene.scene_id)
             continue
         kept.append(scene)
-        offset = profile.offset_at(scene.when)
+        scale, offset = _radiometry(profile, scene.radiometry, scene.when)
         reflectance = {}
         for name, native in wanted.items():
-            raw, file_nodata, geobox, same_crs = layer(*scene.layers[native])
+            raw, file_nodata, geobox = layer(*scene.layers[native])
             nodata = profile.nodata if profile.nodata is not None else file_nodata
-            value = _reflectance(raw, scale=profile.scale, offset=offset, nodata=nodata)
-            reflectance[name] = _onto_grid(value, geobox, grid, resampling="bilinear", fill=np.nan,
-                                           same_crs=same_crs).rechunk(chunk_size)
+            value = _reflectance(raw, scale=scale(native), offset=offset(native), nodata=nodata)
+            reflectance[name] = onto(value, geobox, resampling="bilinear", fill=np.nan)
         mask = None
-        if mask_band:
-            raw, _, geobox, same_crs = layer(*scene.layers[mask_band])
+        if plan.use_qa and profile.mask and profile.mask_band in scene.layers:
+            raw, _, geobox = layer(*scene.layers[profile.mask_band])
             codes = raw.map_blocks(profile.mask_classes, dtype="uint8")
-            mask = _onto_grid(codes, geobox, grid, resampling="nearest", fill=MASK_NODATA,
-                              same_crs=same_crs).rechunk(chunk_size)
+            mask = onto(codes, geobox, resampling="nearest", fill=MASK_NODATA)
+        elif plan.other == "spectral":
+            mask = spectral_mask(reflectance, shadow_search_px=plan.pixels(plan.shadow_search_m, grid))
+        temporal.append(mask is None and plan.other == "temporal")
         group = profile.harmonisation_group(scene.scene_id) if harmonise else None
         layers.append(_common_scene(reflectance, mask, drop=drop,
                                     harmonisation=HARMONISATION.get(group) if group else None))
     if not layers:
         return None
     times = pd.DatetimeIndex([_scene_time(s.when) for s in kept], name="time")
-    return _to_dataset(layers, times, [s.scene_id for s in kept], grid)
+    stack = _to_dataset(layers, times, [s.scene_id for s in kept], grid)
+    return _temporal(stack, temporal, plan=plan, drop=drop, grid=grid, key=key)
 
 
-def check_bands(scenes: Sequence[SceneFiles], profile: SensorProfile, *, key: str = "ingest") -> None:
-    """Raise InputError naming the file(s) of the first scene that lacks a band (or the quality band)
-    the profile needs. Looks at the listed band names only; nothing is read."""
-    mask_band = profile.mask_band if profile.mask else None
+def _radiometry(profile: SensorProfile, radiometry: ProductRadiometry | None, when: datetime):
+    """(scale(native band), offset(native band)) of one scene: the product's own where the profile takes
+    them from metadata (and the config does not give them), else the profile's."""
+    fixed_offset = profile.offset_at(when)
+    scale = ((lambda band: radiometry.scale) if radiometry is not None and profile.metadata_scale
+             else (lambda band: profile.scale))
+    offset = (radiometry.offset if radiometry is not None and profile.metadata_offset
+              else (lambda band: fixed_offset))
+    return scale, offset
+
+
+def _temporal(stack: xr.Dataset, flagged: Sequence[bool], *, plan: CloudPlan, drop: Sequence[str], grid: GeoBox,
+              key: str) -> xr.Dataset:
+    """The stack with the temporal cloud mask applied to the `flagged` scenes (those without a quality
+    band); the others only serve as its reference."""
+    if not any(flagged):
+        return stack
+    if stack.sizes["time"] < 3:
+        log.warning("%s: cloud_mask.method temporal needs 3 or more dates over the AOI, there are %d; "
+                    "those scenes are not cloud-masked", key, stack.sizes["time"])
+        return stack
+    codes = temporal_mask(stack, smooth_px=plan.pixels(plan.smooth_m, grid))
+    dropped = [MASK_CODES[c] for c in drop if c in ("cloud", "shadow")]
+    masked = codes.isin(dropped) & xr.DataArray(np.asarray(flagged), dims="time")
+    return stack.where(~masked)
+
+
+def _crs_name(grid: GeoBox) -> str:
+    epsg = grid.crs.epsg
+    return f"EPSG:{epsg}" if epsg else grid.crs.to_wkt()[:40]
+
+
+def check_bands(scenes: Sequence[SceneFiles], profile: SensorProfile, *, key: str = "ingest",
+                require_mask: bool = True) -> None:
+    """Raise InputError naming the file(s) of the first scene that lacks a band the profile needs (or
+    the quality band, with `require_mask`). Looks at the listed band names only; nothing is read."""
+    mask_band = profile.mask_band if profile.mask and require_mask else None
     for scene in scenes:
-        wanted = [*dict(profile.bands_for(scene.scene_id)).values(), *([mask_band] if mask_band else [])]
+        wanted = list(dict(profile.bands_for(scene.scene_id)).values())
         missing = [n for n in wanted if n not in scene.layers]
+        files = sorted({str(p) for p, _ in scene.layers.values()})
         if missing:
-            files = sorted({str(p) for p, _ in scene.layers.values()})
             raise InputError(
                 f"{', '.join(files)}: scene {scene.scene_id!r} lacks the band(s) {missing} that {key} "
-                f"(sensor {profile.name!r}) needs; it has {sorted(scene.layers)} ({key}.bands / mask)")
+                f"(sensor {profile.name!r}) needs; it has {sorted(scene.layers)} ({key}.bands)")
+        if mask_band and mask_band not in scene.layers:
+            raise InputError(
+                f"{', '.join(files)}: scene {scene.scene_id!r} has no quality band {mask_band!r} (it has "
+                f"{sorted(scene.layers)}), which cloud_mask.method qa needs; set cloud_mask.method to spectral, "
+                f"temporal or none to mask clouds without it, or name the band in {key}.mask")
 
 
 def items_stack(
@@ -179,22 +234,36 @@ def items_stack(
     mask_band: str | None,
     drop: Sequence[str] = ("cloud", "shadow", "cirrus", "dilated_cloud", "saturated"),
     harmonise: bool = False,
+    plan: CloudPlan = CloudPlan(),
+    radiometry: Sequence[ProductRadiometry | None] | None = None,
+    has_mask: Sequence[bool] | None = None,
+    key: str = "ingest.sources",
 ) -> xr.Dataset:
-    """STAC assets loaded on the grid (time, y, x raw, e.g. by `stac.load_items`) -> common form."""
-    layers = []
+    """STAC assets loaded on the grid (time, y, x raw, e.g. by `stac.load_items`) -> common form.
+
+    `bands` maps common names to the loaded variables; `radiometry` and `has_mask` (whether the scene's
+    items have the quality asset) are per scene, as `files_stack`'s per file."""
+    layers, temporal = [], []
     for i, scene_id in enumerate(scene_ids):
         when = pd.Timestamp(raw["time"].values[i])
+        scale, offset = _radiometry(profile, radiometry[i] if radiometry else None, when)
         reflectance = {}
         for name, native in bands.items():
             nodata = profile.nodata if profile.nodata is not None else raw[native].attrs.get("nodata")
-            reflectance[name] = _reflectance(raw[native].data[i], scale=profile.scale,
-                                             offset=profile.offset_at(when), nodata=nodata)
-        mask = raw[mask_band].data[i].map_blocks(profile.mask_classes, dtype="uint8") if mask_band else None
+            reflectance[name] = _reflectance(raw[native].data[i], scale=scale(native), offset=offset(native),
+                                             nodata=nodata)
+        mask = None
+        if plan.use_qa and mask_band and (has_mask is None or has_mask[i]):
+            mask = raw[mask_band].data[i].map_blocks(profile.mask_classes, dtype="uint8")
+        elif plan.other == "spectral":
+            mask = spectral_mask(reflectance, shadow_search_px=plan.pixels(plan.shadow_search_m, grid))
+        temporal.append(mask is None and plan.other == "temporal")
         group = profile.harmonisation_group(scene_id) if harmonise else None
         layers.append(_common_scene(reflectance, mask, drop=drop,
                                     harmonisation=HARMONISATION.get(group) if group else None))
     times = pd.DatetimeIndex([_scene_time(t) for t in pd.DatetimeIndex(raw["time"].values)], name="time")
-    return _to_dataset(layers, times, scene_ids, grid)
+    stack = _to_dataset(layers, times, scene_ids, grid)
+    return _temporal(stack, temporal, plan=plan, drop=drop, grid=grid, key=key)
 
 
 def merge_sources(stacks: Sequence[xr.Dataset]) -> xr.Dataset:

@@ -44,14 +44,15 @@ def estimate(*, shape: tuple[int, int], chunk: tuple[int, int], max_dates_per_pe
     return {"task_bytes": task, "period_bytes": period, "worker_bytes": max(task * threads_per_worker, period)}
 
 
-def check(job, scenes, cluster: ClusterInfo) -> dict:
+def check(job, scenes, cluster: ClusterInfo, *, items: dict | None = None) -> dict:
     """The AOI's memory plan; raises MemoryPlanError naming the AOI, the need and the fix if it does not fit.
 
-    AOIs whose scenes cannot be read here are left to fail (and be reported) in their own stage."""
+    `items`: the AOI's STAC items per source (searched here when not given). AOIs whose scenes cannot be
+    read here are left to fail (and be reported) in their own stage."""
     config = job.config
     try:
         stack, _ = sources.aoi_stack(scenes, job.geometry, ingest_config=config.ingest,
-                                     drop=config.cloud_mask.drop, aoi_id=job.aoi_id)
+                                     drop=config.cloud_mask.drop, aoi_id=job.aoi_id, items=items)
     except PipelineError as err:
         log.debug("aoi %r: no memory plan (%s)", job.aoi_id, err)
         return {"aoi_id": job.aoi_id, "planned": False}

@@ -41,7 +41,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.events import link_events, mixed_periods, normalise_events, read_events
 from pipeline.events.public import generalise_events
 from pipeline.events.stage import events_stage
-from pipeline.ingest import list_sources, read_aois
+from pipeline.ingest import find_items, list_sources, read_aois, stac
 from pipeline.job import AoiJob
 from pipeline.products import export_run, write_output_catalog, write_report, write_styles
 from pipeline.results import OutputLayout, read_table
@@ -170,7 +170,8 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
         parallel = max(1, min(len(jobs), config.dask.parallel_aois or min(4, cluster.workers)))
         # periods computed (and written, on the workers) at once per AOI: enough to keep every thread busy
         jobs = [replace(job, batch=max(4, 2 * cluster.threads // parallel)) for job in jobs]
-        plans = [budget.check(job, scenes, cluster) for job in jobs if context.needs_composites(job)]
+        plans = [budget.check(job, scenes, cluster, items=context.searched_items(job)) for job in jobs
+                 if context.needs_composites(job)]
         manifest["memory_plan"] = {plan["aoi_id"]: plan for plan in plans}
         manifest["parallel_aois"] = parallel
         ledger.save()
@@ -198,6 +199,8 @@ class _RunContext:
     force: set[str]
     progress: ProgressCallback
     result: RunResult
+    items: dict[str, dict[str, list]] = field(default_factory=dict)  # aoi_id -> source key -> STAC items
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ----------------------------------------------------------------------------- keys
     def _config(self, *sections: str) -> dict:
@@ -207,16 +210,33 @@ class _RunContext:
     def _files(self, paths) -> dict[str, str]:
         return {str(p): self.input_sha256[str(p)] for p in paths if p is not None}
 
+    def stac_items(self, job: AoiJob) -> dict[str, list]:
+        """The STAC items of the AOI, per source: searched once (the key and the stage use the same)."""
+        with self.lock:
+            if job.aoi_id not in self.items:
+                self.items[job.aoi_id] = find_items(self.scenes, job.geometry)
+            return self.items[job.aoi_id]
+
     def composite_key(self, job: AoiJob) -> str:
         files = [p for source in self.scenes for p in source.files]
         features = self.config.classify.features.model_dump(mode="json") if self.config.classify else None
+        items = {key: [stac.item_identity(item) for item in found] for key, found in self.stac_items(job).items()}
         return provenance.stage_key(
             "composite", config=self._config("ingest", "cloud_mask", "composite"), buffer_m=self.config.aoi.buffer_m,
-            features=features, aoi=job.geometry.to_wkt().tolist(), inputs=self._files(files))
+            features=features, aoi=job.geometry.to_wkt().tolist(), inputs=self._files(files),
+            **({"stac_items": items} if items else {}))
 
     def needs_composites(self, job: AoiJob) -> bool:
-        return ("composite" in self.force
-                or self.stamps.up_to_date(job.aoi_id, "composite", self.composite_key(job)) is None)
+        try:
+            key = self.composite_key(job)
+        except PipelineError:  # e.g. a STAC search that fails: the AOI fails (and is reported) in its stage
+            return True
+        return "composite" in self.force or self.stamps.up_to_date(job.aoi_id, "composite", key) is None
+
+    def searched_items(self, job: AoiJob) -> dict[str, list] | None:
+        """The AOI's STAC items if their search has succeeded, else None."""
+        with self.lock:
+            return self.items.get(job.aoi_id)
 
     def _upstream(self, aoi_id: str, *names: str) -> dict:
         return {name: self.stamps.read(aoi_id, name)["outputs"] for name in names}
@@ -280,7 +300,7 @@ class _RunContext:
         key = self.composite_key(job)
         ingest_start = time.perf_counter()
         self.ledger.replace("aois", aoi_id, "stages", "ingest", value={"status": "running"})
-        facts = self.stage(job, "composite", key, lambda: composite_stage(job, self.scenes))
+        facts = self.stage(job, "composite", key, lambda: composite_stage(job, self.scenes, self.stac_items(job)))
         ingest = {k: facts[k] for k in ("scenes", "dropped_empty", "shape", "crs", "variables", "scene_ids")
                   if k in facts}
         cached = self.ledger.manifest["aois"][aoi_id]["stages"]["composite"].get("cached", False)

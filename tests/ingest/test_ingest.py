@@ -262,7 +262,7 @@ def test_file_without_crs_is_named(tmp_path, aoi_file):
 def test_band_the_profile_needs_but_the_files_lack_is_named(tmp_path, aoi_file):
     write_scene(tmp_path / "scene_20200101.tif", np.ones((2, 10, 10)), descriptions=("red", "nir"))
     with pytest.raises(InputError, match=r"scene_20200101\.tif: scene 'scene_20200101' lacks the band\(s\) "
-                                         r"\['blue', 'green', 'swir1', 'swir2', 'mask'\]"):
+                                         r"\['blue', 'green', 'swir1', 'swir2'\] that ingest"):
         _stack({"scenes": "scene_*.tif"}, _aoi(aoi_file), tmp_path)
 
 

@@ -76,7 +76,8 @@ def test_landsat_band_numbering_differs_between_tm_etm_and_oli():
     assert landsat.harmonisation_group("LE07_x") == "tm-etm" and landsat.harmonisation_group("LC08_x") is None
 
 
-def test_sentinel2_offset_starts_with_processing_baseline_4():
+def test_sentinel2_offset_without_product_metadata_follows_the_date_baseline_4_began():
+    """The last resort only: products' own metadata decide first (tests/ingest/test_archives.py)."""
     s2 = PROFILES["sentinel-2-l2a"]
     assert s2.offset_at(datetime(2022, 1, 24, 23, 59)) == 0.0
     assert s2.offset_at(datetime(2022, 1, 25, 10, 0)) == -0.1

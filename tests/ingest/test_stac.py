@@ -30,8 +30,9 @@ def _tif(path, values, dtype):
 
 @pytest.fixture
 def catalog(tmp_path):
-    """A self-contained static catalog of three Sentinel-2 L2A items (4 x 4 px, UTM 36S): two on one day
-    (kept apart by datetime), one after processing baseline 04.00, one cloudier than 50 %."""
+    """A self-contained static catalog of four Sentinel-2 L2A items (4 x 4 px, UTM 36S): two on one day
+    (one overpass), one after processing baseline 04.00 (by its date: no baseline in its properties),
+    one cloudier than 50 %."""
     root = pystac.Catalog(id="fixture", description="tiny sentinel-2-l2a items")
     footprint = gpd.GeoSeries([box(X0, Y0 - 4 * RES, X0 + 4 * RES, Y0)], crs=CRS).to_crs("EPSG:4326")
     scl = np.array([[4, 4, 8, 9], [3, 10, 11, 1], [0, 4, 5, 6], [4, 4, 4, 4]])
@@ -82,16 +83,30 @@ def test_static_catalog_loads_lazily_into_the_common_form(catalog, tmp_path):
     stack, _ = sources.aoi_stack(listed, aoi, ingest_config=config, drop=CloudMaskConfig().drop,
                                     aoi_id="mine_a")
     assert dask.is_dask_collection(stack)
-    assert stack.rio.crs.to_epsg() == 32736 and dict(stack.sizes) == {"time": 3, "y": 4, "x": 4}
-    assert [str(t)[:19] for t in stack["time"].values] == ["2021-06-01T07:46:11", "2021-06-01T07:46:35",
-                                                          "2022-06-01T07:46:09"]
+    assert stack.rio.crs.to_epsg() == 32736 and dict(stack.sizes) == {"time": 2, "y": 4, "x": 4}
+    # the two items of 2021-06-01 are one overpass: one scene, at the first item's time
+    assert [str(t)[:19] for t in stack["time"].values] == ["2021-06-01T07:46:11", "2022-06-01T07:46:09"]
+    assert list(stack["scene_id"].values)[0] == ("S2A_MSIL2A_20210601T074611_T36KWD_0+"
+                                                 "S2A_MSIL2A_20210601T074635_T36KWD_1")
     red = stack["red"].values
     dropped = np.isin(scl, [0, 1, 3, 8, 9, 10])
     assert np.isnan(red[:, dropped]).all()
-    np.testing.assert_allclose(red[0][~dropped], 0.15, rtol=1e-5)             # DN 1500 x 1e-4
-    np.testing.assert_allclose(red[1][~dropped], 0.16, rtol=1e-5)             # second item, same day
-    np.testing.assert_allclose(red[2][~dropped], (1700 - 1000) / 1e4, rtol=1e-5)  # baseline 04.00 offset
+    np.testing.assert_allclose(red[0][~dropped], 0.15, rtol=1e-5)             # DN 1500 x 1e-4, first item
+    np.testing.assert_allclose(red[1][~dropped], (1700 - 1000) / 1e4, rtol=1e-5)  # baseline 04.00 offset
     np.testing.assert_allclose(stack["swir1"].values[0][~dropped], 0.2, rtol=1e-5)
+
+
+def test_group_by_item_keeps_the_items_of_one_day_apart(catalog):
+    path, _ = catalog
+    config = IngestConfig.model_validate({"chunk_size": 64, "sources": [
+        {"kind": "stac", "catalog": str(path), "sensor": "sentinel-2-l2a", "max_cloud_cover": 50,
+         "group_by": "item"}]})
+    aoi = gpd.GeoSeries([box(X0, Y0 - 4 * RES, X0 + 4 * RES, Y0)], crs=CRS)
+    stack, _ = sources.aoi_stack(sources.list_sources(config, CloudMaskConfig()), aoi, ingest_config=config,
+                                 drop=CloudMaskConfig().drop, aoi_id="mine_a")
+    assert [str(t)[:19] for t in stack["time"].values] == ["2021-06-01T07:46:11", "2021-06-01T07:46:35",
+                                                          "2022-06-01T07:46:09"]
+    assert stack["red"].values[1, 3, 3] == pytest.approx(0.16, rel=1e-5)     # the second item, DN 1600
 
 
 def test_missing_asset_is_named(catalog):
@@ -126,7 +141,7 @@ dask: {{cluster: threads}}
     result = run_pipeline(load_config(tmp_path / "config.yaml"))
     assert result.ok, result.failed
     stages = result.manifest["aois"]["mine_a"]["stages"]
-    assert stages["ingest"]["scenes"] == 3 and stages["composite"]["periods"] == ["2021", "2022"]
+    assert stages["ingest"]["scenes"] == 2 and stages["composite"]["periods"] == ["2021", "2022"]  # one overpass in 2021
     with rasterio.open(tmp_path / "out" / "stac" / "mine_a" / "composites" / "2022.tif") as src:
         assert src.descriptions[2] == "red"
         assert src.read(3)[3, 3] == pytest.approx(0.07, rel=1e-4)  # (1700 - 1000) x 1e-4, a clear pixel

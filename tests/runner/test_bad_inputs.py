@@ -24,6 +24,7 @@ import json
 import logging
 import shutil
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,7 @@ def _assert_kept(run_dir: Path, before: dict[str, str], *, rewritten: tuple[str,
 class Ran:
     returncode: int
     stderr: str
+    stdout: str = ""
 
 
 @pytest.fixture
@@ -211,7 +213,7 @@ def in_process():
         result = CliRunner().invoke(cli.app, [str(a) for a in args])
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception  # a crash, not a handled error: show its traceback
-        return Ran(result.exit_code, result.stderr)
+        return Ran(result.exit_code, result.stderr, result.stdout)
 
     yield invoke
     cli.err_console.width = width
@@ -369,6 +371,92 @@ def test_period_clouded_in_every_scene_is_skipped_and_reported(project, run):
     # new inputs, new results; nothing lost but what the run-level products (catalog, report) showed
     # of the period the run no longer has
     _assert_kept(project.run_dir, before, rewritten=("*",), regenerated=RUN_PRODUCTS)
+
+
+# ------------------------------------------------------------------- archives as they come (issue 15)
+
+FILES_SOURCE = {"kind": "files", "scenes": "scenes/scene_*.tif", "scale": 0.0001, "nodata": 0,
+                "mask": {"band": "mask", "classes": {"cloud": [1]}}}
+
+
+def _rewrite_in_degrees(project) -> None:
+    """Every scene of the project in EPSG:4326 (same pixels, a 0.0003 degree grid)."""
+    for path in sorted((project.root / "scenes").glob("scene_*.tif")):
+        with rasterio.open(path) as src:
+            profile, values, descriptions = src.profile, src.read(), src.descriptions
+        profile.update(crs="EPSG:4326", transform=rasterio.transform.from_origin(33.0, -16.0, 0.0003, 0.0003))
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(values)
+            dst.descriptions = descriptions
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+@pytest.mark.parametrize("case", ["qa-without-band", "crs-in-degrees", "native-in-degrees", "scale-with-sources",
+                                  "mask-band-with-sources", "band-in-two-files", "sign-without-package"])
+def test_archive_inputs_exit_2_with_one_line_and_write_nothing(project, in_process, monkeypatch, command, case):
+    config = {
+        "qa-without-band": {"cloud_mask": {"method": "qa", "mask_band": "qa_band"}},
+        "crs-in-degrees": {"ingest": {"grid": {"crs": "EPSG:4326"}}},
+        "native-in-degrees": {"ingest": {"grid": {"crs": "native"}}},
+        "scale-with-sources": {"ingest": {"scenes": None, "sources": [FILES_SOURCE], "scale": 0.0002}},
+        "mask-band-with-sources": {"ingest": {"scenes": None, "sources": [FILES_SOURCE]},
+                                   "cloud_mask": {"mask_values": [1]}},
+        "band-in-two-files": {"ingest": {"scenes": "scenes/**/scene_*.tif"}},
+        "sign-without-package": {"ingest": {"scenes": None, "sources": [
+            {"kind": "stac", "catalog": str(Path(__file__).parents[1] / "data" / "stac_real" / "catalog" /
+                                            "catalog.json"), "sensor": "landsat-c2-l2", "sign": "planetary-computer"}]}},
+    }[case]
+    scene = project.root / "scenes" / "scene_20190601.tif"
+    names = {
+        "qa-without-band": [f"{scene}", "has no quality band 'qa_band'", "cloud_mask.method qa needs; set "
+                            "cloud_mask.method to spectral, temporal or none"],
+        "crs-in-degrees": ["bad.yaml: ingest.grid.crs: Value error, WGS 84 is in degree, not metres",
+                           "leave grid.crs out to use each AOI's UTM zone"],
+        "native-in-degrees": ["ingest.grid.crs: native is the CRS of", "WGS 84; its unit is the degree, not the metre",
+                              "leave ingest.grid.crs out"],
+        "scale-with-sources": ["bad.yaml: ingest: Value error, scale would be ignored",
+                               "set it per source (ingest.sources[i].scale)"],
+        "mask-band-with-sources": ["bad.yaml: Value error, cloud_mask.mask_values would be ignored",
+                                   "(ingest.sources[i].mask)"],
+        "band-in-two-files": ["scene 'scene_20190601' (2019-06-01T00:00:00) is in 2 files:", f"{scene}",
+                              "choose one with a narrower ingest.scenes"],
+        "sign-without-package": ["ingest.sources[0].sign: planetary-computer needs the planetary-computer package",
+                                 "pip install 'midr-pipeline[planetary-computer]'"],
+    }[case]
+    if case == "native-in-degrees":
+        _rewrite_in_degrees(project)
+    if case == "band-in-two-files":
+        (project.root / "scenes" / "copy").mkdir()
+        shutil.copy(scene, project.root / "scenes" / "copy" / scene.name)
+    monkeypatch.setitem(sys.modules, "planetary_computer", None)
+    before = _hashes(project.run_dir)
+    result = in_process(command, project.config(config))
+    _error_line(result, *names)
+    _assert_kept(project.run_dir, before)
+
+
+def test_validate_reports_scenes_cloud_mask_grid_and_periods_per_aoi(project, in_process):
+    before = _hashes(project.run_dir)
+    result = in_process("validate", project.config({"cloud_mask": {"method": None}}))
+    assert result.returncode == 0, result.stderr
+    assert "ingest: 4 scene(s); cloud mask: qa (mask) on 4 scene(s)" in result.stdout
+    assert ("aoi 'mine_a': 4 scene(s) over it, years 2019-2021 (3 with at least 1); grid 9 x 9 px of 30 m in "
+            "EPSG:32736") in result.stdout
+    assert result.stdout.rstrip().endswith(f"bad.yaml: ok (run '{RUN}', outputs in {project.run_dir})")
+    _assert_kept(project.run_dir, before)
+
+
+def test_validate_finds_an_aoi_outside_the_scenes_and_periods_without_enough_scenes(project, in_process):
+    aois = gpd.read_file(project.root / "aoi.geojson")
+    nowhere = aois.assign(aoi_id="nowhere", geometry=aois.translate(0.5, 0.0))
+    pd.concat([aois, nowhere]).to_file(project.root / "far.geojson", driver="GeoJSON")
+    before = _hashes(project.run_dir)
+    result = in_process("validate", project.config({"aoi": {"path": "far.geojson"}}))
+    _error_line(result, "aoi 'nowhere' does not overlap any of the 4 scenes", "far.geojson")
+    result = in_process("validate", project.config({"composite": {"min_clear_scenes": 3}}))
+    _error_line(result, "aoi 'mine_a': no year has composite.min_clear_scenes (3) scenes over the AOI",
+                "{2019: 1, 2020: 1, 2021: 2}")
+    _assert_kept(project.run_dir, before)
 
 
 # ----------------------------------------------------------------------------------- training data

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_config
-from pipeline.runner.plan import period_plans
+from pipeline.runner.validate import validate_inputs
 
 from conftest import DATA, ROOT, midr
 
@@ -21,7 +21,7 @@ DATES = pd.to_datetime(pd.read_csv(DATA / "s2_slovenia_eolearn" / "dates.csv")["
 
 
 def _plan(name: str, **overrides):
-    (plan,) = period_plans(load_config(ROOT / "configs" / f"{name}.yaml", overrides=overrides))
+    (plan,) = validate_inputs(load_config(ROOT / "configs" / f"{name}.yaml", overrides=overrides)).plans
     return plan
 
 
@@ -52,8 +52,8 @@ def test_slovenia_by_scene_joins_the_two_acquisitions_of_one_day():
 def test_validate_prints_the_periods_of_each_aoi():
     result = midr("validate", str(ROOT / "configs" / "s2_slovenia_season.yaml"))
     assert result.returncode == 0, result.stderr
-    assert "aoi 'slovenia_patch': 68 acquisition(s), 3 period(s) (composite.period: season); 26 acquisition(s) " \
-           "fall in no period" in result.stdout
+    assert "aoi 'slovenia_patch': 68 scene(s) over it, 2015-07-11 to 2017-12-22 (3 of 3 period(s) with at least 1)" \
+        in result.stdout and "composite.period: season; 26 scene(s) fall in no period" in result.stdout
     assert re.search(r"2016-04-01_2016-09-30 +2016-04-01 to 2016-09-30 +13 scene\(s\)", result.stdout)
 
 
