@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/phenology_features.py slovenia          # ~10 min on 2 shared cores
     .venv/bin/python benchmarks/phenology_features.py modis             # ~5 min
+        (the 23 dates: --modis-scenes /work/shared/data/modis_mod13q1_sinop_sits; tests/data holds 6)
     .venv/bin/python benchmarks/phenology_features.py demo              # ~30 min (the default demo, generated once)
     .venv/bin/python benchmarks/phenology_features.py slovenia --variants a,d_ni --importance d_ni
 
@@ -72,6 +73,7 @@ VARIANTS = {
     "d": ("(d) both: percentiles + months, gaps to the model", {**TODAY, **STM, **_months([])}),
     "d_ni": ("(d) both: percentiles + months, neighbours + interpolated", {**TODAY, **STM, **_months(["neighbours", "interpolate"])}),
     "d_qni": ("(d) both: percentiles + quarters, neighbours + interpolated", {**TODAY, **STM, **_months(["neighbours", "interpolate"], "quarter")}),
+    "default": ("the defaults of classify.features (= d_ni)", {}),
 }
 
 DATASETS = {
@@ -98,6 +100,19 @@ def _demo_overrides() -> dict:
                        "date_format": "%Y%m%d", "scale": 0.0001, "nodata": 0},
             "classify": {"training": str(data / "training_points.gpkg")},
             "events": None, "_truth": data / "truth"}
+
+
+def _modis_overrides(folder: str | None) -> dict:
+    """configs/modis_mod13q1_sinop_sits.yaml with its scenes read from `folder` (all 23 dates), if given."""
+    if not folder:
+        return {}
+    import yaml
+
+    source = yaml.safe_load((ROOT / "configs" / DATASETS["modis"]["config"]).read_text())["ingest"]["sources"][0]
+    scenes = Path(folder).resolve() / Path(source["scenes"]).name
+    if not list(scenes.parent.glob(scenes.name)):
+        raise SystemExit(f"--modis-scenes: no file matches {scenes}")
+    return {"ingest": {"sources": [{**source, "scenes": str(scenes)}]}}
 
 
 def measure(dataset: str, key: str, *, base: dict, importance: bool, extra: dict | None = None) -> dict:
@@ -223,6 +238,8 @@ def main() -> None:
     parser.add_argument("--importance", default="", help="comma-separated variants whose importance to compute")
     parser.add_argument("--periods", default=None,
                         help="modis: 'year' (calendar years) or 'crop' (one Sep-Aug crop-year season); default: both")
+    parser.add_argument("--modis-scenes", default=None,
+                        help="modis: folder of the MOD13Q1 GeoTIFFs (default: the config's, tests/data: 6 of 23 dates)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     dask.config.set(scheduler="threads", num_workers=args.threads)
@@ -230,7 +247,8 @@ def main() -> None:
     names = list(DATASETS) if "all" in args.datasets else args.datasets
     wanted_importance = set(filter(None, args.importance.split(",")))
     for dataset in names:
-        base = _demo_overrides() if dataset == "demo" else {}
+        base = (_demo_overrides() if dataset == "demo" else
+                _modis_overrides(args.modis_scenes) if dataset == "modis" else {})
         keys = args.variants.split(",") if args.variants else DATASETS[dataset]["variants"]
         extras = {None: None}
         if dataset == "modis":

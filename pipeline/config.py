@@ -379,27 +379,32 @@ class FeaturesConfig(Strict):
     composite: bool = Field(True, description="the bands and indices of the period's composite")
     ndvi_range: bool = Field(True, description="NDVI minimum and maximum across the period's clear scenes")
     percentiles: list[float] = Field(
-        default_factory=list, description="percentiles (0-100) of each `of` variable across the period's clear "
-                                          "scenes, e.g. [10, 25, 50, 75, 90] -> ndvi_p10 ... ndvi_p90")
+        default_factory=lambda: [10, 25, 50, 75, 90],
+        description="percentiles (0-100) of each `of` variable across the period's clear scenes -> ndvi_p10 ... "
+                    "ndvi_p90 ([] = none)")
     spread: list[Literal["std", "amplitude"]] = Field(
-        default_factory=list, description="std (population) and/or amplitude (max - min) of each `of` variable")
-    clear_count: bool = Field(False, description="the number of clear scenes of the pixel in the period")
+        default_factory=lambda: ["std", "amplitude"],
+        description="std (population) and/or amplitude (max - min) of each `of` variable ([] = none)")
+    clear_count: bool = Field(True, description="the number of clear scenes of the pixel in the period")
     of: list[str] | None = Field(
         None, description="variables of the percentiles and spread: scene bands or indices; default "
                           "composite.indices, or the scenes' bands where there are none (an index product)")
-    sub_periods: SubPeriodKind = Field(
-        "none", description="composites of parts of each period stacked as features: month (ndvi_m01 = the "
-                            "period's January scenes ... _m12), bimonth (_b1 Jan-Feb ... _b6), quarter (_q1 ... _q4), "
-                            "season (_season, _offseason: features.season and the rest of the year)")
-    sub_period_of: list[str] = Field(default_factory=lambda: ["ndvi"],
-                                     description="variables of the sub-period composites")
+    sub_periods: SubPeriodKind | None = Field(
+        None, description="composites of parts of each period stacked as features: month (ndvi_m01 = the "
+                          "period's January scenes ... _m12), bimonth (_b1 Jan-Feb ... _b6), quarter (_q1 ... _q4), "
+                          "season (_season, _offseason: features.season and the rest of the year), none; default: "
+                          "month for periods of a year, a season or windows, none for shorter periods")
+    sub_period_of: list[str] | None = Field(
+        None, description="variables of the sub-period composites; default ndvi (from the bands or an ndvi band), "
+                          "else the first `of` variable")
     season: SeasonConfig | None = Field(None, description="sub_periods: season: the days of the season")
     gap_fill: list[Literal["neighbours", "interpolate"]] = Field(
-        default_factory=list,
+        default_factory=lambda: ["neighbours", "interpolate"],
         description="how a sub-period without a clear scene (a gap) is filled, steps in order: neighbours (the "
                     "same sub-period of the previous period, else of the next), interpolate (linearly between "
-                    "the nearest sub-periods of the period that have a value); what is left stays missing for "
-                    "the model (random forest, LightGBM and histogram boosting take missing values)")
+                    "the nearest sub-periods of the period that have a value); what is left (or all, with []) "
+                    "stays missing for the model (random forest, LightGBM and histogram boosting take missing "
+                    "values)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "FeaturesConfig":
@@ -408,17 +413,17 @@ class FeaturesConfig(Strict):
         if (self.sub_periods == "season") != (self.season is not None):
             raise ValueError("season is needed with sub_periods: season, and only then "
                              "(e.g. season: {start: '04-01', end: '09-30'})")
-        if self.sub_periods != "none" and not self.sub_period_of:
-            raise ValueError("sub_period_of names no variable for the sub-period composites")
+        if self.sub_period_of == []:
+            raise ValueError("sub_period_of names no variable for the sub-period composites (leave it out for ndvi)")
         if not self.composite and not (self.ndvi_range or self.percentiles or self.spread or self.clear_count
-                                       or self.sub_periods != "none"):
+                                       or self.sub_periods not in ("none", None)):
             raise ValueError("no feature is left: composite is false and no other feature is chosen")
         return self
 
     @property
     def from_scenes(self) -> bool:
         """Layers beyond the composite and NDVI range, computed from the period's scenes."""
-        return bool(self.percentiles or self.spread or self.sub_periods != "none")
+        return bool(self.percentiles or self.spread or self.sub_periods not in ("none", None))
 
 
 class ClassifyConfig(Strict):
@@ -695,6 +700,8 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _sub_periods_fit_the_periods(self) -> "PipelineConfig":
         sub = self.classify.features.sub_periods if self.classify else "none"
+        if sub is None:
+            return self    # the default: month where it fits (composite.stage.sub_period_kind)
         longer = {"year": (), "windows": (), "season": ("season",), "quarter": ("season", "quarter", "bimonth", "month"),
                   "month": ("season", "quarter", "bimonth", "month"), "scene": ("season", "quarter", "bimonth", "month")}
         if sub in longer[self.composite.period]:

@@ -112,17 +112,17 @@ def fill_sub_period_gaps(composites: xr.Dataset, sub_periods: Mapping[str, Seque
         if not names:
             continue
         series = composites[names].to_dataarray("sub_period").transpose("period", "y", "x", "sub_period")
+        if series.chunks:   # whole periods and sub-periods per block, the pixel blocks as read
+            series = series.chunk({"period": -1, "sub_period": -1})
         for step in steps:
             if step == "neighbours":
                 series = xr.apply_ufunc(fill_from_neighbours, series, input_core_dims=[["period", "sub_period"]],
                                         output_core_dims=[["period", "sub_period"]], dask="parallelized",
-                                        output_dtypes=[np.float32],
-                                        dask_gufunc_kwargs={"allow_rechunk": True}).transpose(*series.dims)
+                                        output_dtypes=[np.float32]).transpose(*series.dims)
             elif step == "interpolate":
                 series = xr.apply_ufunc(interpolate_gaps, series, input_core_dims=[["sub_period"]],
                                         output_core_dims=[["sub_period"]], kwargs={"cyclic": cyclic},
-                                        dask="parallelized", output_dtypes=[np.float32],
-                                        dask_gufunc_kwargs={"allow_rechunk": True})
+                                        dask="parallelized", output_dtypes=[np.float32])
             else:
                 raise ValueError(f"unknown gap-filling step {step!r} (neighbours, interpolate)")
         for name in names:

@@ -23,7 +23,8 @@ from pipeline.classify import models, sampling, temporal
 from pipeline.classify.predict import valid_samples
 from pipeline.composite.periods import Period, period_coords, periods_of
 from pipeline.composite.phenology import cyclic_sub_periods, sub_period_names
-from pipeline.composite.stage import metric_variables, period_tags, seasonal_days
+from pipeline.composite.stage import (metric_variables, period_tags, seasonal_days, sub_period_kind,
+                                      sub_period_variables)
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest.grid import pixel_area_ha
@@ -100,10 +101,10 @@ def run_features(config: PipelineConfig, layers: dict[str, list[str]] | list[str
     if not isinstance(layers, dict):
         return classify.feature_set(layers)
     within = seasonal_days(config.composite)
-    kind = settings.sub_periods
-    sub_periods = ({v: sub_period_names(v, kind, within=within) for v in settings.sub_period_of}
-                   if kind != "none" else {})
+    kind = sub_period_kind(config)
     bands = [b for b in layers["composite"] if b not in config.composite.indices]
+    sub_periods = ({v: sub_period_names(v, kind, within=within) for v in sub_period_variables(config, bands)}
+                   if kind != "none" else {})
     return classify.feature_set(layers, composite=settings.composite, metric_variables=metric_variables(config, bands),
                                 sub_periods=sub_periods, gap_fill=settings.gap_fill,
                                 cyclic=kind == "none" or cyclic_sub_periods(kind, within))

@@ -29,7 +29,7 @@ from pipeline.job import AoiJob
 from pipeline.results import OutputLayout
 
 __all__ = ["composite_stage", "read_composites", "configured_periods", "period_tags", "feature_groups",
-           "metric_variables", "seasonal_days"]
+           "metric_variables", "seasonal_days", "sub_period_kind", "sub_period_variables"]
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,31 @@ def feature_groups(config: PipelineConfig, bands: list[str]) -> dict[str, list[s
         groups["metrics"] += metric_names(variable, percentiles=features.percentiles, spread=features.spread)
     if features.clear_count:
         groups["clear_count"] = ["clear_count"]
-    if features.sub_periods != "none":
-        for variable in features.sub_period_of:
-            groups["sub_periods"] += sub_period_names(variable, features.sub_periods, within=seasonal_days(settings))
+    kind = sub_period_kind(config)
+    if kind != "none":
+        for variable in sub_period_variables(config, bands):
+            groups["sub_periods"] += sub_period_names(variable, kind, within=seasonal_days(settings))
     return groups
+
+
+def sub_period_kind(config: PipelineConfig) -> str:
+    """classify.features.sub_periods, its default resolved: month for periods of a year, a season or
+    windows, none for shorter periods (quarter, month, scene)."""
+    kind = config.classify.features.sub_periods if config.classify else "none"
+    if kind is None:
+        return "month" if config.composite.period in ("year", "season", "windows") else "none"
+    return kind
+
+
+def sub_period_variables(config: PipelineConfig, bands: list[str]) -> list[str]:
+    """classify.features.sub_period_of, else ndvi where the scenes give it (an ndvi band, or red and nir),
+    else the first variable of the metrics (`metric_variables`' default)."""
+    features = config.classify.features
+    if features.sub_period_of:
+        return list(features.sub_period_of)
+    if "ndvi" in bands or {"red", "nir"} <= set(bands):
+        return ["ndvi"]
+    return list(features.of or config.composite.indices or bands)[:1]
 
 
 def metric_variables(config: PipelineConfig, bands: list[str]) -> list[str]:
@@ -157,13 +178,14 @@ def _phenology(clear: xr.Dataset, periods: list[Period], config: PipelineConfig,
     features, settings = config.classify.features, config.composite
     known = set(clear.data_vars) | set(INDEX_FORMULAS) | {"bsi"}
     variables = metric_variables(config, list(clear.data_vars))
-    subs = list(features.sub_period_of) if features.sub_periods != "none" else []
+    kind = sub_period_kind(config)
+    subs = sub_period_variables(config, list(clear.data_vars)) if kind != "none" else []
     unknown = sorted({v for v in (*variables, *subs) if v not in known})
     if unknown:
         raise InputError(f"classify.features: {unknown} are neither bands of the scenes ({sorted(clear.data_vars)}) "
                          f"nor indices ({sorted(INDEX_FORMULAS) + ['bsi']}); fix classify.features.of / sub_period_of")
     out = period_phenology(clear, periods, variables=variables, percentiles=features.percentiles,
-                           spread=features.spread, sub_periods=features.sub_periods if subs else None,
+                           spread=features.spread, sub_periods=kind if subs else None,
                            sub_period_of=subs,
                            season=(features.season.start, features.season.end) if features.season else None,
                            within=seasonal_days(settings), method=settings.method)
