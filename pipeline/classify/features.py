@@ -107,7 +107,7 @@ def fill_sub_period_gaps(composites: xr.Dataset, sub_periods: Mapping[str, Seque
     if not steps:
         return composites
     out = composites.copy()
-    for variable, names in sub_periods.items():
+    for names in sub_periods.values():
         names = [n for n in names if n in composites]
         if not names:
             continue
