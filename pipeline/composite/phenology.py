@@ -32,8 +32,19 @@ import xarray as xr
 from pipeline.composite.indices import spectral_indices
 from pipeline.composite.periods import Period, period_coords, scene_indices
 
-__all__ = ["SubPeriodKind", "spectral_temporal_metrics", "metric_names", "sub_period_composites",
-           "sub_period_groups", "sub_period_names", "kept_sub_periods", "cyclic_sub_periods", "interpolate_gaps", "fill_from_neighbours", "period_phenology"]
+__all__ = [
+    "SubPeriodKind",
+    "cyclic_sub_periods",
+    "fill_from_neighbours",
+    "interpolate_gaps",
+    "kept_sub_periods",
+    "metric_names",
+    "period_phenology",
+    "spectral_temporal_metrics",
+    "sub_period_composites",
+    "sub_period_groups",
+    "sub_period_names",
+]
 
 SubPeriodKind = Literal["season", "quarter", "bimonth", "month"]
 
