@@ -73,7 +73,7 @@ VARIANTS = {
     "d": ("(d) both: percentiles + months, gaps to the model", {**TODAY, **STM, **_months([])}),
     "d_ni": ("(d) both: percentiles + months, neighbours + interpolated", {**TODAY, **STM, **_months(["neighbours", "interpolate"])}),
     "d_qni": ("(d) both: percentiles + quarters, neighbours + interpolated", {**TODAY, **STM, **_months(["neighbours", "interpolate"], "quarter")}),
-    "default": ("the defaults of classify.features (= d_ni)", {}),
+    "default": ("the defaults of classify.features (= c_ni)", {}),
 }
 
 DATASETS = {

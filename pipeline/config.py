@@ -379,13 +379,12 @@ class FeaturesConfig(Strict):
     composite: bool = Field(True, description="the bands and indices of the period's composite")
     ndvi_range: bool = Field(True, description="NDVI minimum and maximum across the period's clear scenes")
     percentiles: list[float] = Field(
-        default_factory=lambda: [10, 25, 50, 75, 90],
-        description="percentiles (0-100) of each `of` variable across the period's clear scenes -> ndvi_p10 ... "
-                    "ndvi_p90 ([] = none)")
+        default_factory=list,
+        description="percentiles (0-100) of each `of` variable across the period's clear scenes, e.g. "
+                    "[10, 25, 50, 75, 90] -> ndvi_p10 ... ndvi_p90")
     spread: list[Literal["std", "amplitude"]] = Field(
-        default_factory=lambda: ["std", "amplitude"],
-        description="std (population) and/or amplitude (max - min) of each `of` variable ([] = none)")
-    clear_count: bool = Field(True, description="the number of clear scenes of the pixel in the period")
+        default_factory=list, description="std (population) and/or amplitude (max - min) of each `of` variable")
+    clear_count: bool = Field(False, description="the number of clear scenes of the pixel in the period")
     of: list[str] | None = Field(
         None, description="variables of the percentiles and spread: scene bands or indices; default "
                           "composite.indices, or the scenes' bands where there are none (an index product)")

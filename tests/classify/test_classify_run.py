@@ -53,12 +53,11 @@ def test_classification_outputs_are_written(demo_run):
     metadata = json.loads(layout.model("demo_mine").with_suffix(".json").read_text())
     assert metadata["features"] == accuracy["features"] and metadata["class_codes"] == [1, 2, 3, 4, 5, 6]
     assert metadata["feature_settings"]["gap_fill"] == ["neighbours", "interpolate"]
-    # the default features: composite, NDVI range, percentiles and spread of the indices, NDVI months,
-    # each a named layer of the composite COG
+    # the default features: composite, NDVI range, NDVI months, each a named layer of the composite COG
     with rasterio.open(layout.composite("demo_mine", periods[0])) as cog:
         names = list(cog.descriptions)
     assert names == accuracy["features"]
-    assert {"ndvi", "ndvi_min", "ndvi_p10", "ndvi_p90", "ndwi_std", "ndbi_amplitude", "clear_count"} <= set(names)
+    assert {"red", "nir", "ndvi", "ndwi", "ndvi_min", "ndvi_max"} <= set(names) and "ndvi_p50" not in names
     assert [n for n in names if n.startswith("ndvi_m")] == [f"ndvi_m{m:02d}" for m in range(1, 13)]
     gaps = accuracy["gaps"]
     assert gaps["samples"] == accuracy["spatial_cv"]["n_samples"] and gaps["sub_period_features"] == 12
