@@ -4,6 +4,7 @@ model reuse, and byte-identical class maps on 1 and 2 workers."""
 from __future__ import annotations
 
 import json
+import re
 
 import geopandas as gpd
 import numpy as np
@@ -58,7 +59,7 @@ def test_classification_outputs_are_written(demo_run):
         names = list(cog.descriptions)
     assert names == accuracy["features"]
     assert {"red", "nir", "ndvi", "ndwi", "ndvi_min", "ndvi_max"} <= set(names) and "ndvi_p50" not in names
-    assert [n for n in names if n.startswith("ndvi_m")] == [f"ndvi_m{m:02d}" for m in range(1, 13)]
+    assert [n for n in names if re.fullmatch(r"ndvi_m\d\d", n)] == [f"ndvi_m{m:02d}" for m in range(1, 13)]
     gaps = accuracy["gaps"]
     assert gaps["samples"] == accuracy["spatial_cv"]["n_samples"] and gaps["sub_period_features"] == 12
     assert 0 < gaps["samples_with_gaps"] <= gaps["samples"] and gaps["samples_with_gaps_left"] < gaps["samples_with_gaps"]
@@ -108,7 +109,8 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     assert list(table.columns[:7]) == ["class_code", "class_name", "mapped_area_ha", "adjusted_area_ha", "se_ha",
                                        "ci95_low_ha", "ci95_high_ha"]
     true_ha = np.array([(truth.values[class_map.sel(period=period).values != 255] == c).sum() for c in range(1, 7)]) * 0.09
-    assert (np.abs(table["adjusted_area_ha"] - true_ha) <= 3 * table["se_ha"] + 0.1).all()
+    # + 0.2 ha (two pixels): a class the sample finds no error in has se 0, yet may miss a pixel or two
+    assert (np.abs(table["adjusted_area_ha"] - true_ha) <= 3 * table["se_ha"] + 0.2).all()
     true_oa = float((truth.values == class_map.sel(period=period).values)[class_map.sel(period=period).values != 255].mean())
     assert abs(report["design_based_overall_accuracy"] - true_oa) < 0.03
     assert accuracy["design_based"]["confusion_matrix"]["rows"] == "map"
