@@ -458,13 +458,70 @@ class CompositeConfig(Strict):
         return self
 
 
+SubPeriodKind = Literal["none", "season", "quarter", "bimonth", "month"]
+
+
+class FeaturesConfig(Strict):
+    """What each pixel-period is classified from (docs/classification.md, Features). The composite stage
+    computes every layer from the period's clear scenes in its one pass and writes it into the period's
+    composite COG; the classifier takes the layers named here."""
+
+    composite: bool = Field(True, description="the bands and indices of the period's composite")
+    ndvi_range: bool = Field(True, description="NDVI minimum and maximum across the period's clear scenes")
+    percentiles: list[float] = Field(
+        default_factory=list,
+        description="percentiles (0-100) of each `of` variable across the period's clear scenes, e.g. "
+                    "[10, 25, 50, 75, 90] -> ndvi_p10 ... ndvi_p90")
+    spread: list[Literal["std", "amplitude"]] = Field(
+        default_factory=list, description="std (population) and/or amplitude (max - min) of each `of` variable")
+    clear_count: bool = Field(False, description="the number of clear scenes of the pixel in the period")
+    of: list[str] | None = Field(
+        None, description="variables of the percentiles and spread: scene bands or indices; default "
+                          "composite.indices, or the scenes' bands where there are none (an index product)")
+    sub_periods: SubPeriodKind | None = Field(
+        None, description="composites of parts of each period stacked as features: month (ndvi_m01 = the "
+                          "period's January scenes ... _m12), bimonth (_b1 Jan-Feb ... _b6), quarter (_q1 ... _q4), "
+                          "season (_season, _offseason: features.season and the rest of the year), none; default: "
+                          "month for periods of a year, a season or windows, none for shorter periods")
+    sub_period_of: list[str] | None = Field(
+        None, description="variables of the sub-period composites; default ndvi (from the bands or an ndvi band), "
+                          "else the first `of` variable")
+    season: SeasonConfig | None = Field(None, description="sub_periods: season: the days of the season")
+    gap_fill: list[Literal["neighbours", "interpolate"]] = Field(
+        default_factory=lambda: ["neighbours", "interpolate"],
+        description="how a sub-period without a clear scene (a gap) is filled, steps in order: neighbours (the "
+                    "same sub-period of the previous period, else of the next), interpolate (linearly between "
+                    "the nearest sub-periods of the period that have a value); what is left (or all, with []) "
+                    "stays missing for the model (random forest, LightGBM and histogram boosting take missing "
+                    "values)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FeaturesConfig":
+        if any(not 0 <= q <= 100 for q in self.percentiles) or len(set(self.percentiles)) != len(self.percentiles):
+            raise ValueError(f"percentiles must be distinct values in 0..100, got {self.percentiles}")
+        if (self.sub_periods == "season") != (self.season is not None):
+            raise ValueError("season is needed with sub_periods: season, and only then "
+                             "(e.g. season: {start: '04-01', end: '09-30'})")
+        if self.sub_period_of == []:
+            raise ValueError("sub_period_of names no variable for the sub-period composites (leave it out for ndvi)")
+        if not self.composite and not (self.ndvi_range or self.percentiles or self.spread or self.clear_count
+                                       or self.sub_periods not in ("none", None)):
+            raise ValueError("no feature is left: composite is false and no other feature is chosen")
+        return self
+
+    @property
+    def from_scenes(self) -> bool:
+        """Layers beyond the composite and NDVI range, computed from the period's scenes."""
+        return bool(self.percentiles or self.spread or self.sub_periods not in ("none", None))
+
+
 class ClassifyConfig(Strict):
     training: ConfigPath = Field(description="labelled points (GPKG/GeoJSON/Shapefile)")
     class_field: str = "class_code"
     period_field: str | None = Field(
         "year", description="year each label holds for; null = the label holds for every period"
     )
-    temporal_stats: bool = Field(True, description="add NDVI min/max across the period's scenes")
+    features: FeaturesConfig = Field(FeaturesConfig(), description="what each pixel-period is classified from")
     n_estimators: int = Field(100, ge=1)
     max_depth: int | None = Field(None, ge=1)
     test_fraction: float = Field(0.3, gt=0, lt=1, description="share of labels held out for accuracy")
@@ -529,6 +586,22 @@ class ClassifyConfig(Strict):
                                           "(and of a labelled validation sample) into the schema's")
     ignore_classes: list[int] = Field(
         default_factory=list, description="label codes to leave out of training (e.g. 0 = unlabelled)")
+    importance_repeats: int = Field(
+        5, ge=0, description="permutation importance of each feature on the spatial-CV folds: shuffles per "
+                             "feature and fold (0 = off)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _temporal_stats(cls, data: Any) -> Any:
+        """The former `temporal_stats: bool` is features.ndvi_range."""
+        if isinstance(data, dict) and "temporal_stats" in data:
+            data = dict(data)
+            value = data.pop("temporal_stats")
+            features = dict(data.get("features") or {})
+            if "ndvi_range" in features and features["ndvi_range"] != value:
+                raise ValueError("temporal_stats and features.ndvi_range disagree; keep features.ndvi_range only")
+            data["features"] = {**features, "ndvi_range": value}
+        return data
 
     @field_validator("model")
     @classmethod
@@ -804,6 +877,18 @@ class PipelineConfig(Strict):
                 raise ValueError(f"events.impact_classes: {missing} not in the class schema (codes "
                                  f"{[c.code for c in self.classes]}); list the classes a disaster leaves "
                                  "(bare ground, mud, water)")
+        return self
+
+    @model_validator(mode="after")
+    def _sub_periods_fit_the_periods(self) -> "PipelineConfig":
+        sub = self.classify.features.sub_periods if self.classify else "none"
+        if sub is None:
+            return self    # the default: month where it fits (composite.stage.sub_period_kind)
+        longer = {"year": (), "windows": (), "season": ("season",), "quarter": ("season", "quarter", "bimonth", "month"),
+                  "month": ("season", "quarter", "bimonth", "month"), "scene": ("season", "quarter", "bimonth", "month")}
+        if sub in longer[self.composite.period]:
+            raise ValueError(f"classify.features.sub_periods: {sub} composites do not fit within periods of a "
+                             f"{self.composite.period} (composite.period); use a shorter sub-period, or percentiles")
         return self
 
     @property

@@ -139,6 +139,9 @@ class OutputLayout:
     def confusion_matrix(self, aoi_id: str) -> Path:
         return self._aoi_path(aoi_id, "metrics", "confusion_matrix.csv")
 
+    def feature_importance(self, aoi_id: str) -> Path:
+        return self.aoi_dir(aoi_id) / "metrics" / "feature_importance.csv"
+
     def area_estimates(self, aoi_id: str) -> Path:
         return self._aoi_path(aoi_id, "metrics", "area_estimates.csv")
 

@@ -1,6 +1,6 @@
 """Classify: land cover from composites: features, training data, models, prediction, accuracy.
 
-    features    composite variables stacked per pixel; within-period index statistics
+    features    the features classify.features chooses, stacked per pixel; gaps of sub-period composites filled
     training    labelled points/polygons read and sampled; fitting a model on a stratified share
     models      classifiers by name or import path; saving and loading them safely (skops)
     predict     class maps and confidence, block by block on Dask
@@ -14,16 +14,17 @@
 Uses: ingest (the grid), and the base modules.
 """
 
-from pipeline.classify.features import feature_stack, temporal_statistics
+from pipeline.classify.features import FeatureSet, classification_features, feature_set, feature_stack
 from pipeline.classify.training import read_training_data, training_samples, polygon_pixels, train_classifier, train_random_forest
 from pipeline.classify.predict import UNCLASSIFIED, predict_classes, predict_class_map
-from pipeline.classify.accuracy import accuracy_assessment, compare_with_reference, spatial_blocks, spatial_cross_validation
+from pipeline.classify.accuracy import (accuracy_assessment, compare_with_reference, permutation_importance, spatial_blocks,
+                                       spatial_cross_validation)
 from pipeline.classify.models import make_classifier, load_model, dump_model, check_features
 from pipeline.classify.temporal import remove_flicker
 from pipeline.classify.cleaning import gap_fill, sieve, sieve_change_map, mmu_pixels, cleaning_flags
 
-__all__ = ["feature_stack", "temporal_statistics", "read_training_data", "training_samples", "polygon_pixels",
+__all__ = ["FeatureSet", "classification_features", "feature_set", "feature_stack", "read_training_data", "training_samples", "polygon_pixels",
            "train_classifier", "train_random_forest", "UNCLASSIFIED", "predict_classes", "predict_class_map",
-           "accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation",
-           "make_classifier", "load_model", "dump_model", "check_features", "remove_flicker",
-           "gap_fill", "sieve", "sieve_change_map", "mmu_pixels", "cleaning_flags"]
+           "accuracy_assessment", "compare_with_reference", "permutation_importance", "spatial_blocks",
+           "spatial_cross_validation", "make_classifier", "load_model", "dump_model", "check_features",
+           "remove_flicker", "gap_fill", "sieve", "sieve_change_map", "mmu_pixels", "cleaning_flags"]

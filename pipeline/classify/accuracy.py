@@ -3,7 +3,7 @@ accuracies; spatially blocked cross-validation; agreement with a reference map."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -16,7 +16,8 @@ from pipeline.errors import InputError
 
 from pipeline.classify.predict import UNCLASSIFIED
 
-__all__ = ["accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation"]
+__all__ = ["accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation",
+           "permutation_importance"]
 
 
 def accuracy_assessment(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[ClassDef]) -> dict:
@@ -68,24 +69,70 @@ def spatial_blocks(x: np.ndarray, y: np.ndarray, *, block_size: float) -> np.nda
 
 
 def spatial_cross_validation(model: ClassifierMixin, X: np.ndarray, y: np.ndarray, blocks: np.ndarray, *,
-                             n_folds: int, classes: Sequence[ClassDef], random_state: int) -> dict:
+                             n_folds: int, classes: Sequence[ClassDef], random_state: int,
+                             feature_names: Sequence[str] | None = None,
+                             feature_groups: Mapping[str, Sequence[int]] | None = None,
+                             importance_repeats: int = 0) -> dict:
     """Spatially blocked k-fold cross-validation: whole blocks go to one fold, so a test sample's
     neighbours are never in its training set (random pixel splits overstate accuracy).
 
     Out-of-fold predictions of all folds are pooled into one `accuracy_assessment`; the per-fold
     overall accuracies are added (``fold_overall_accuracy``), with ``n_blocks`` and ``n_folds``.
+    With `importance_repeats` > 0 and `feature_names`, also ``importance``: the permutation importance
+    of each feature (and of each family of `feature_groups`, its columns shuffled together) on each
+    fold's test blocks (`permutation_importance`).
     """
     n_blocks = len(np.unique(blocks))
     if n_blocks < n_folds:
         raise InputError(f"spatial cross-validation: {n_blocks} blocks with samples for {n_folds} folds; "
                          "use a smaller block size or fewer folds")
     predicted = np.empty_like(y)
-    fold_oa = []
+    fold_oa, drops = [], []
     folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    for train, test in folds.split(X, y, groups=blocks):
+    for k, (train, test) in enumerate(folds.split(X, y, groups=blocks)):
         fitted = clone(model).fit(X[train], y[train])
         predicted[test] = fitted.predict(X[test])
         fold_oa.append(_rounded(np.mean(predicted[test] == y[test])))
+        if importance_repeats and feature_names is not None:
+            columns = {name: [j] for j, name in enumerate(feature_names)}
+            families = {f"{name} (together)" if name in columns else name: list(c)
+                        for name, c in (feature_groups or {}).items() if len(c) > 1}
+            drops.append(permutation_importance(fitted, X[test], y[test], {**columns, **families},
+                                                repeats=importance_repeats, seed=random_state + k))
     report = accuracy_assessment(y, predicted, classes)
     report.update(n_folds=n_folds, n_blocks=n_blocks, fold_overall_accuracy=fold_oa)
+    if drops:
+        report["importance"] = _importance_report(drops, feature_names, importance_repeats)
     return report
+
+
+def permutation_importance(model: ClassifierMixin, X: np.ndarray, y: np.ndarray,
+                           columns: Mapping[str, Sequence[int]], *, repeats: int, seed: int) -> dict[str, float]:
+    """Mean drop of overall accuracy when the `columns` of each entry are shuffled across the samples
+    (rows kept together, so a family keeps its joint values), over `repeats` shuffles (seeded)."""
+    rng = np.random.default_rng(seed)
+    base = float(np.mean(model.predict(X) == y))
+    out = {}
+    for name, cols in columns.items():
+        cols = list(cols)
+        shuffled = np.tile(X, (repeats, 1))           # all repeats in one call of the model
+        for r in range(repeats):
+            shuffled[r * len(X):(r + 1) * len(X), cols] = X[rng.permutation(len(X))][:, cols]
+        hits = (model.predict(shuffled) == np.tile(y, repeats)).reshape(repeats, len(X))
+        out[name] = float(np.mean(base - hits.mean(axis=1)))
+    return out
+
+
+def _importance_report(drops: list[dict[str, float]], feature_names: Sequence[str], repeats: int) -> dict:
+    """Per feature (and family): the OA drop's mean, sd, min and max over the folds, largest first."""
+    rows = []
+    for name in drops[0]:
+        values = np.array([d[name] for d in drops])
+        rows.append({"feature": name, "kind": "feature" if name in feature_names else "group",
+                     "mean_oa_drop": round(float(values.mean()), 4), "sd_oa_drop": round(float(values.std()), 4),
+                     "min_oa_drop": round(float(values.min()), 4), "max_oa_drop": round(float(values.max()), 4)})
+    rows.sort(key=lambda r: (r["kind"] != "group", -r["mean_oa_drop"], r["feature"]))
+    return {"method": "permutation importance on each spatial-CV fold's test blocks: drop of overall accuracy "
+                      f"when a feature (or a family of features, shuffled together) is shuffled, mean of {repeats} "
+                      "shuffles, then mean/sd/min/max over the folds",
+            "n_repeats": repeats, "features": rows}

@@ -4,9 +4,9 @@
 params, random_state=..., allow_import=[...])`: an import path must name a scikit-learn classifier class,
 or be on the config's allow-list (`classify.allow_import`); see `pipeline.config.resolve_model`. Saved
 models are skops files (no pickle: loading executes no code; only types on the trusted list below, or
-the ones the user names, are loaded) beside a metadata JSON with
-the classes, the feature names in order, the training-data hash and the library versions. A model
-whose features differ from the run's is refused.
+the ones the user names, are loaded) beside a metadata JSON with the classes, the feature names in order
+and the feature settings, the training-data hash and the library versions. A model whose features differ
+from the run's is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "model_metadata",
     "training_hash",
     "check_features",
+    "accepts_missing_values",
     "dump_model",
     "load_model",
     "read_model_file",
@@ -135,7 +136,7 @@ def training_hash(X: np.ndarray, y: np.ndarray) -> str:
 
 
 def model_metadata(model: BaseEstimator, *, kind: str, features: Sequence[str], class_codes: Sequence[int],
-                   X: np.ndarray, y: np.ndarray) -> dict:
+                   X: np.ndarray, y: np.ndarray, feature_settings: dict | None = None) -> dict:
     """Metadata saved beside a model: what it is, what it needs and what it was trained on."""
     versions = {}
     for name in _VERSIONED:
@@ -146,17 +147,36 @@ def model_metadata(model: BaseEstimator, *, kind: str, features: Sequence[str], 
     return {
         "model": kind, "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
         "params": {k: v for k, v in model.get_params(deep=False).items() if isinstance(v, (int, float, str, bool, type(None)))},
-        "features": list(features), "class_codes": [int(c) for c in class_codes],
+        "features": list(features), "feature_settings": feature_settings, "class_codes": [int(c) for c in class_codes],
         "n_samples": int(len(y)), "training_sha256": training_hash(X, y), "versions": versions,
     }
 
 
-def check_features(metadata: dict, features: Sequence[str], *, source: str) -> None:
-    """Refuse a model whose features (names and order) are not the run's."""
+def check_features(metadata: dict, features: Sequence[str], *, source: str, settings: dict | None = None) -> None:
+    """Refuse a model whose features (names and order) are not the run's, or whose recorded feature
+    settings (classify.features: gap filling, sub-periods, ...) differ from the run's `settings`."""
     if list(metadata.get("features", [])) != list(features):
         raise InputError(f"{source}: the model was trained on features {metadata.get('features')}, but this "
                          f"run has {list(features)}; retrain (drop classify.model_path) or match "
-                         "composite.indices and classify.temporal_stats to the model's run")
+                         "composite.indices and classify.features to the model's run")
+    recorded = metadata.get("feature_settings") or {}
+    differ = sorted(k for k in (settings or {}) if k in recorded and recorded[k] != settings[k])
+    if differ:
+        raise InputError(f"{source}: the model was trained with other classify.features settings ({', '.join(differ)}: "
+                         f"{ {k: recorded.get(k) for k in differ} } there, { {k: settings.get(k) for k in differ} } "
+                         "here); retrain or use the model's settings")
+
+
+def accepts_missing_values(estimator: BaseEstimator) -> bool:
+    """Whether the estimator takes NaN features (scikit-learn's `allow_nan` tag; LightGBM always)."""
+    if type(estimator).__module__.startswith("lightgbm"):
+        return True
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(estimator).input_tags.allow_nan)
+    except (ImportError, AttributeError, TypeError):
+        return False
 
 
 def dump_model(model: BaseEstimator) -> bytes:

@@ -24,8 +24,11 @@ import xarray as xr
 from pipeline import classify, io
 from pipeline.classify import cleaning, models, sampling, temporal
 from pipeline.classify.labelling import labelling_style
+from pipeline.classify.predict import valid_samples
 from pipeline.composite.periods import Period, period_coords, periods_of
-from pipeline.composite.stage import period_tags
+from pipeline.composite.phenology import cyclic_sub_periods, sub_period_names
+from pipeline.composite.stage import (metric_variables, period_tags, seasonal_days, sub_period_kind,
+                                      sub_period_variables)
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest.grid import pixel_area_ha
@@ -53,9 +56,11 @@ def read_class_map(out: OutputLayout, aoi_id: str, periods: list[Period], *, chu
     return stacked if confidence else stacked.rio.write_nodata(classify.UNCLASSIFIED)
 
 
-def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], points: gpd.GeoDataFrame) -> dict:
+def classify_stage(job: AoiJob, composites: xr.Dataset, layers: dict[str, list[str]] | list[str],
+                   points: gpd.GeoDataFrame) -> dict:
     """Train (or load) the model, assess it, predict and write the class maps (+ confidence), the accuracy
-    assessment, the confusion matrix, the model and the validation sample design."""
+    assessment, the confusion matrix, the feature importance, the model and the validation sample design.
+    `layers`: the composite stage's feature groups (`composite.stage.feature_groups`), or layer names."""
     config, aoi_id, out = job.config, job.aoi_id, job.out
     facts: dict = {}
     predicted, accuracy, model_files = train_and_predict(config, composites, points, layers)
@@ -91,18 +96,46 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: list[str], point
     facts.update(validation_design(config, cleaned, accuracy, out, aoi_id))
     io.write_json(accuracy, out.accuracy(aoi_id))
     io.write_csv(_confusion_table(accuracy, config.classes), out.confusion_matrix(aoi_id))
+    importance = (accuracy.get("spatial_cv") or {}).get("importance")
+    if importance:
+        io.write_csv(pd.DataFrame(importance["features"]), out.feature_importance(aoi_id))
     if model_files is not None:
         io.write_bytes(model_files[0], out.model(aoi_id))
         io.write_json(model_files[1], out.model(aoi_id).with_suffix(".json"))
     return facts
 
 
+def run_features(config: PipelineConfig, layers: dict[str, list[str]] | list[str]) -> classify.FeatureSet:
+    """The features classify.features chooses among the composite stage's layer groups (or, given a list
+    of layer names, exactly those)."""
+    settings = config.classify.features
+    if not isinstance(layers, dict):
+        return classify.feature_set(layers)
+    within = seasonal_days(config.composite)
+    kind = sub_period_kind(config)
+    bands = [b for b in layers["composite"] if b not in config.composite.indices]
+    sub_periods = ({v: sub_period_names(v, kind, within=within) for v in sub_period_variables(config, bands)}
+                   if kind != "none" else {})
+    return classify.feature_set(layers, composite=settings.composite, metric_variables=metric_variables(config, bands),
+                                sub_periods=sub_periods, gap_fill=settings.gap_fill,
+                                cyclic=kind == "none" or cyclic_sub_periods(kind, within))
+
+
+def _checked_settings(config: PipelineConfig) -> dict:
+    """The feature settings a saved model must share with a run (they change values, not names)."""
+    features = config.classify.features
+    return {"gap_fill": list(features.gap_fill), "season": features.season and features.season.model_dump(),
+            "method": config.composite.method}
+
+
 def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gpd.GeoDataFrame,
-              layers: list[str]) -> tuple[xr.Dataset, dict, tuple[bytes, dict] | None]:
+                      layers: dict[str, list[str]] | list[str]) -> tuple[xr.Dataset, dict, tuple[bytes, dict] | None]:
     """Train (or load) the model, assess it, predict. Returns the lazy class map and confidence, the
     accuracy document and the model to save (skops bytes, metadata) or None."""
     settings = config.classify
-    features = classify.feature_stack(composites, layers)
+    chosen = run_features(config, layers)
+    features = classify.classification_features(composites, chosen)
+    names, required = chosen.names, chosen.required
     if settings.ignore_classes:
         labels = labels[~labels["class_code"].isin(settings.ignore_classes)]
     if settings.merge_classes:
@@ -118,12 +151,13 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
     except InputError as err:
         raise InputError(f"{settings.training}: {err} (classify.training)") from None
     X = samples.values
-    usable = np.isfinite(X).all(axis=1)
+    usable = valid_samples(X, required)
     y = table["class_code"].to_numpy()
     unknown = sorted(set(y) - {c.code for c in config.classes})
     if unknown:
         raise InputError(f"{settings.training}: class codes {unknown} are not in the config's classes "
                          "(add them to `classes` or map them with classify.merge_classes)")
+    gaps = _gap_report(composites, chosen, points, X, usable) if not required.all() else None
     X, y, xy = X[usable], y[usable], table[["x", "y"]].to_numpy()[usable]
     if settings.model_path is None and not len(y):
         raise InputError(f"{settings.training}: none of the {len(labels)} labels lies on a clear pixel inside "
@@ -131,8 +165,9 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
     model_files = None
     if settings.model_path is not None:
         content, metadata = models.read_model_file(settings.model_path)
-        models.check_features(metadata, layers, source=str(settings.model_path))
+        models.check_features(metadata, names, source=str(settings.model_path), settings=_checked_settings(config))
         model = models.load_model(content, trusted=settings.trusted_types, source=str(settings.model_path))
+        _check_missing_values(model, X, source=str(settings.model_path))
         accuracy = classify.accuracy_assessment(y, model.predict(X), config.classes)
         accuracy.update(method=f"model loaded from {settings.model_path}; assessed on all of this run's "
                                "labelled samples (none were used to train it here)",
@@ -144,6 +179,7 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
             params.setdefault("max_depth", settings.max_depth)
         estimator = models.make_classifier(settings.model, params, random_state=settings.random_state,
                                            allow_import=settings.allow_import)
+        _check_missing_values(estimator, X, source=f"classify.model {settings.model!r}")
         model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
                                                           random_state=settings.random_state)
         accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)
@@ -158,23 +194,55 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
             blocks = classify.spatial_blocks(xy[:, 0], xy[:, 1], block_size=settings.cv_block_size_m)
             accuracy["spatial_cv"] = classify.spatial_cross_validation(
                 estimator, X, y, blocks, n_folds=settings.cv_folds, classes=config.classes,
-                random_state=settings.random_state)
+                random_state=settings.random_state, feature_names=names, feature_groups=chosen.groups(),
+                importance_repeats=settings.importance_repeats)
             accuracy["spatial_cv"]["block_size_m"] = settings.cv_block_size_m
         if settings.save_model:
-            metadata = models.model_metadata(model, kind=settings.model, features=layers,
-                                             class_codes=[c.code for c in config.classes], X=X, y=y)
+            metadata = models.model_metadata(model, kind=settings.model, features=names,
+                                             class_codes=[c.code for c in config.classes], X=X, y=y,
+                                             feature_settings={**settings.features.model_dump(mode="json"),
+                                                               **_checked_settings(config)})
             model_files = (models.dump_model(model), metadata)
     accuracy.update(
         n_labels=int(len(table) + table.attrs["dropped_outside"] + table.attrs["dropped_period"]),
         dropped_outside_aoi=table.attrs["dropped_outside"],
         dropped_no_period=table.attrs["dropped_period"],
         dropped_nodata_features=int((~usable).sum()),
-        features=layers,
+        features=names,
+        feature_settings=settings.features.model_dump(mode="json"),
     )
+    if gaps is not None:
+        accuracy["gaps"] = gaps
     if n_polygons is not None:
         accuracy.update(n_polygons=n_polygons, polygons_without_pixels=points.attrs["n_polygons_empty"],
                         max_pixels_per_polygon=settings.max_pixels_per_polygon)
-    return classify.predict_classes(features, model), accuracy, model_files
+    return classify.predict_classes(features, model, required=required), accuracy, model_files
+
+
+def _check_missing_values(model, X: np.ndarray, *, source: str) -> None:
+    """A model that cannot take NaN must not meet the gaps left in the features."""
+    missing = int((~np.isfinite(X)).any(axis=1).sum())
+    if missing and not models.accepts_missing_values(model):
+        raise InputError(f"{source}: {type(model).__name__} does not take missing values, but {missing} training "
+                         "samples have gaps in sub-period composites; add interpolate to classify.features.gap_fill "
+                         "or use a model that takes them (random_forest, lightgbm)")
+
+
+def _gap_report(composites: xr.Dataset, chosen: classify.FeatureSet, points: gpd.GeoDataFrame, X: np.ndarray,
+                usable: np.ndarray) -> dict:
+    """How many of the training samples had gaps (sub-periods without a clear scene), and how many still
+    have some after classify.features.gap_fill (in `X`, the samples' features), left to the model as
+    missing values."""
+    sub_names = [n for n, tolerant in zip(chosen.names, chosen.gap_tolerant) if tolerant]
+    raw, _ = classify.training_samples(classify.feature_stack(composites, sub_names), points)
+    before = ~np.isfinite(np.asarray(raw.values)[usable])
+    after = ~np.isfinite(X[usable][:, ~chosen.required])
+    return {"sub_period_features": len(sub_names), "samples": int(usable.sum()),
+            "samples_with_gaps": int(before.any(axis=1).sum()), "gap_values": int(before.sum()),
+            "gap_fill": list(chosen.gap_fill),
+            "samples_with_gaps_left": int(after.any(axis=1).sum()), "gap_values_left": int(after.sum()),
+            "handling": ("gaps left after gap_fill go to the model as missing values (no sample or pixel is "
+                         "dropped for a gap)")}
 
 
 def filter_flicker(config: PipelineConfig, predicted: xr.Dataset) -> tuple[xr.DataArray, dict]:

@@ -18,15 +18,18 @@ import xarray as xr
 
 from pipeline import io
 from pipeline.composite import cloud_mask, composite, ndvi_range, spectral_indices
+from pipeline.composite.indices import INDEX_FORMULAS
 from pipeline.composite.periods import Period, make_periods, period_coords, scene_indices
-from pipeline.config import CompositeConfig
+from pipeline.composite.phenology import metric_names, period_phenology, sub_period_names
+from pipeline.config import CompositeConfig, PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest import drop_empty_scenes
 from pipeline.ingest.sources import aoi_stack
 from pipeline.job import AoiJob, compute_with_progress
 from pipeline.results import OutputLayout
 
-__all__ = ["composite_stage", "read_composites", "configured_periods", "period_tags"]
+__all__ = ["composite_stage", "read_composites", "configured_periods", "period_tags", "feature_groups",
+           "metric_variables", "seasonal_days", "sub_period_kind", "sub_period_variables"]
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,15 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
                          f"({_ids(listed_periods) or 'composite.period makes none of the scene dates'})")
     composites = composite(clear, candidates, method=method, min_clear_scenes=settings.min_clear_scenes)
     composites = spectral_indices(composites, settings.indices)
-    if config.classify and config.classify.temporal_stats:
+    groups = feature_groups(config, [str(v) for v in clear.data_vars])
+    if groups["ndvi_range"]:
         composites = composites.assign(ndvi_range(clear, candidates))
+    if groups["metrics"] or groups["sub_periods"]:
+        composites = composites.assign(_phenology(clear, candidates, config, groups)
+                                       .where(composites["clear_count"] >= settings.min_clear_scenes))
     composites = composites.rio.write_crs(stack.rio.crs)
-    layers = [str(v) for v in composites.data_vars if v != "clear_count"]
+    layers = [*groups["composite"], *groups["ndvi_range"], *groups["metrics"], *groups["clear_count"],
+              *groups["sub_periods"]]
     written_periods, skipped = [], [p for p in listed_periods if p not in candidates]
     for period in skipped:  # every scene of the period was empty (or a window holds no acquisition)
         log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
@@ -101,12 +109,89 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
             "scene_ids": [str(s) for s in stack["scene_id"].values] if "scene_id" in stack.coords else [],
             "dates": [t.strftime("%Y-%m-%d") for t in stamps],
             "shape": [int(stack.sizes["y"]), int(stack.sizes["x"])], "crs": str(stack.rio.crs),
-            "variables": [str(v) for v in stack.data_vars], "layers": layers,
+            "variables": [str(v) for v in stack.data_vars], "layers": layers, "feature_groups": groups,
             "period_kind": settings.period,
             "periods": [p.id for p in written_periods],
             "period_records": [p.as_record() for p in written_periods],
             "period_scenes": {p.id: [stamps[i].isoformat() for i in scene_indices(times, p)] for p in written_periods},
             "skipped_periods": sorted(p.id for p in skipped)}
+
+
+def feature_groups(config: PipelineConfig, bands: list[str]) -> dict[str, list[str]]:
+    """The layers of the composite COGs by kind, in band order: `composite` (bands, then
+    composite.indices), `ndvi_range`, `metrics` (percentiles and spread of classify.features.of),
+    `clear_count` and `sub_periods` (each variable's sub-periods in calendar order); each a list of
+    names, empty where not chosen. `bands` are the scene stack's (without its mask)."""
+    settings = config.composite
+    features = config.classify.features if config.classify else None
+    groups = {"composite": [*bands, *[i for i in settings.indices if i not in bands]], "ndvi_range": [],
+              "metrics": [], "clear_count": [], "sub_periods": []}
+    if features is None:
+        return groups
+    if features.ndvi_range:
+        groups["ndvi_range"] = ["ndvi_min", "ndvi_max"]
+    for variable in metric_variables(config, bands):
+        groups["metrics"] += metric_names(variable, percentiles=features.percentiles, spread=features.spread)
+    if features.clear_count:
+        groups["clear_count"] = ["clear_count"]
+    kind = sub_period_kind(config)
+    if kind != "none":
+        for variable in sub_period_variables(config, bands):
+            groups["sub_periods"] += sub_period_names(variable, kind, within=seasonal_days(settings))
+    return groups
+
+
+def sub_period_kind(config: PipelineConfig) -> str:
+    """classify.features.sub_periods, its default resolved: month for periods of a year, a season or
+    windows, none for shorter periods (quarter, month, scene)."""
+    kind = config.classify.features.sub_periods if config.classify else "none"
+    if kind is None:
+        return "month" if config.composite.period in ("year", "season", "windows") else "none"
+    return kind
+
+
+def sub_period_variables(config: PipelineConfig, bands: list[str]) -> list[str]:
+    """classify.features.sub_period_of, else ndvi where the scenes give it (an ndvi band, or red and nir),
+    else the first variable of the metrics (`metric_variables`' default)."""
+    features = config.classify.features
+    if features.sub_period_of:
+        return list(features.sub_period_of)
+    if "ndvi" in bands or {"red", "nir"} <= set(bands):
+        return ["ndvi"]
+    return list(features.of or config.composite.indices or bands)[:1]
+
+
+def metric_variables(config: PipelineConfig, bands: list[str]) -> list[str]:
+    """The variables of the spectral-temporal metrics: classify.features.of, else composite.indices, else
+    the bands (an index product such as MODIS NDVI/EVI)."""
+    features = config.classify.features
+    if not (features.percentiles or features.spread):
+        return []
+    return list(features.of or config.composite.indices or bands)
+
+
+def seasonal_days(settings: CompositeConfig) -> tuple[str, str] | None:
+    """The (start, end) MM-DD of a seasonal composite period (None for other kinds)."""
+    return (settings.season.start, settings.season.end) if settings.period == "season" else None
+
+
+def _phenology(clear: xr.Dataset, periods: list[Period], config: PipelineConfig, groups: dict) -> xr.Dataset:
+    """The metric and sub-period layers of classify.features, lazily from the clear scenes."""
+    features, settings = config.classify.features, config.composite
+    known = set(clear.data_vars) | set(INDEX_FORMULAS) | {"bsi"}
+    variables = metric_variables(config, list(clear.data_vars))
+    kind = sub_period_kind(config)
+    subs = sub_period_variables(config, list(clear.data_vars)) if kind != "none" else []
+    unknown = sorted({v for v in (*variables, *subs) if v not in known})
+    if unknown:
+        raise InputError(f"classify.features: {unknown} are neither bands of the scenes ({sorted(clear.data_vars)}) "
+                         f"nor indices ({sorted(INDEX_FORMULAS) + ['bsi']}); fix classify.features.of / sub_period_of")
+    out = period_phenology(clear, periods, variables=variables, percentiles=features.percentiles,
+                           spread=features.spread, sub_periods=kind if subs else None,
+                           sub_period_of=subs,
+                           season=(features.season.start, features.season.end) if features.season else None,
+                           within=seasonal_days(settings), method=settings.method)
+    return out[groups["metrics"] + groups["sub_periods"]]
 
 
 def _outside(times, periods: list[Period]) -> int:

@@ -448,7 +448,20 @@ def _accuracy(run: RunOutputs, aoi_id: str) -> dict | None:
         "design_based": design and {**design, "method": method},
         "area_estimates": _records(_csv(layout.area_estimates(aoi_id))),
         "change_area_estimates": _records(_csv(layout.change_area_estimates(aoi_id))),
+        "importance": _importance(document),
+        "gaps": document.get("gaps"),
     }
+
+
+def _importance(document: dict, *, top: int = 15) -> dict | None:
+    """The permutation importance of the spatial-CV folds: the feature families, then the `top` features."""
+    importance = (document.get("spatial_cv") or {}).get("importance")
+    if not importance:
+        return None
+    rows = importance["features"]
+    return {"method": importance["method"], "groups": [r for r in rows if r["kind"] == "group"],
+            "features": [r for r in rows if r["kind"] == "feature"][:top],
+            "n_features": sum(r["kind"] == "feature" for r in rows)}
 
 
 def _records(table: pd.DataFrame | None) -> list[dict]:

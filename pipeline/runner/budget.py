@@ -15,6 +15,7 @@ import math
 import pandas as pd
 from dask.utils import format_bytes
 
+from pipeline.composite.stage import feature_groups
 from pipeline.ingest import sources
 from pipeline.runner.cluster import ClusterInfo
 from pipeline.errors import PipelineError
@@ -62,7 +63,8 @@ def check(job, scenes, cluster: ClusterInfo, *, items: dict | None = None) -> di
     per_period = pd.Series(1, index=times).groupby(times.year).sum()
     max_dates = int(per_period.max()) if len(per_period) else 0
     n_bands = len(stack.data_vars)
-    n_layers = n_bands + len(config.composite.indices) + 1
+    n_layers = sum(len(names) for names in feature_groups(config, [str(v) for v in stack.data_vars if v != "mask"])
+                   .values()) + 1
     threads = max(1, cluster.threads // max(cluster.workers, 1))
     need = estimate(shape=shape, chunk=chunk, max_dates_per_period=max_dates, n_bands=n_bands,
                     n_layers=n_layers, threads_per_worker=threads)

@@ -248,11 +248,11 @@ class _RunContext:
 
     def composite_key(self, job: AoiJob) -> str:
         files = [p for source in self.scenes for p in source.files]
-        temporal_stats = bool(self.config.classify and self.config.classify.temporal_stats)
+        features = self.config.classify.features.model_dump(mode="json") if self.config.classify else None
         items = {key: [stac.item_identity(item) for item in found] for key, found in self.stac_items(job).items()}
         return provenance.stage_key(
             "composite", config=self._config("ingest", "cloud_mask", "composite"), buffer_m=self.config.aoi.buffer_m,
-            temporal_stats=temporal_stats, aoi=job.geometry.to_wkt().tolist(), inputs=self._files(files),
+            features=features, aoi=job.geometry.to_wkt().tolist(), inputs=self._files(files),
             **({"stac_items": items} if items else {}))
 
     def needs_composites(self, job: AoiJob) -> bool:
@@ -361,7 +361,8 @@ class _RunContext:
         upstream = self._upstream(aoi_id, "composite")
         key = provenance.stage_key("classify", config=self._config("classify", "classes"), inputs=labels,
                                    upstream=upstream)
-        self.stage(job, "classify", key, lambda: classify_stage(job, composites, layers, self.points),
+        groups = facts.get("feature_groups", layers)   # the composite stage's layers by kind
+        self.stage(job, "classify", key, lambda: classify_stage(job, composites, groups, self.points),
                    upstream={"composite": self.stamps.read(aoi_id, "composite")["key"]})
         # every area, transition and effect is counted on the cleaned maps; the raw ones give the nodata areas
         class_map = read_class_map(out, aoi_id, periods, chunk_size=chunk, cleaned=True)

@@ -115,8 +115,8 @@ import pandas as pd
 import rioxarray
 from shapely.geometry import box
 
-from pipeline.classify import (polygon_pixels, predict_classes, spatial_blocks, spatial_cross_validation,
-                               temporal_statistics)
+from pipeline.classify import polygon_pixels, predict_classes, spatial_blocks, spatial_cross_validation
+from pipeline.composite.phenology import period_phenology
 from pipeline.config import ClassDef
 from pipeline.classify.models import make_classifier
 from pipeline.composite.periods import make_periods, period_coords
@@ -196,9 +196,12 @@ def _slovenia_features() -> xr.DataArray:
     cloud = rioxarray.open_rasterio(SLOVENIA / "cloud_mask.tif")
     times = pd.to_datetime(list(ndvi.attrs["long_name"]))
     clear = ndvi.where(cloud.values == 0).assign_coords(band=times).rename(band="time")
-    yearly = temporal_statistics(clear.sel(time=slice("2016", "2017")))
+    years = make_periods(clear["time"].values, kind="year")
+    yearly = period_phenology(xr.Dataset({"ndvi": clear}).rio.write_crs(ndvi.rio.crs),
+                              [p for p in years if p.id in ("2016", "2017")], variables=["ndvi"],
+                              percentiles=[10, 50, 90], spread=["std"])
     stats = {f"{name}_{year}": yearly[name].sel(period=year, drop=True)
-             for name in yearly.data_vars for year in (2016, 2017)}
+             for name in yearly.data_vars for year in ("2016", "2017")}
     for season, months in {"spring": [3, 4, 5], "summer": [6, 7, 8], "autumn": [9, 10, 11]}.items():
         in_season = clear.sel(time=clear["time"].dt.month.isin(months))
         stats[f"ndvi_{season}_p50"] = in_season.median("time", skipna=True)

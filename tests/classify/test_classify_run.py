@@ -4,11 +4,13 @@ model reuse, and byte-identical class maps on 1 and 2 workers."""
 from __future__ import annotations
 
 import json
+import re
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 import rioxarray
 import xarray as xr
 
@@ -51,6 +53,19 @@ def test_classification_outputs_are_written(demo_run):
         accuracy["spatial_cv"]["n_samples"]
     metadata = json.loads(layout.model("demo_mine").with_suffix(".json").read_text())
     assert metadata["features"] == accuracy["features"] and metadata["class_codes"] == [1, 2, 3, 4, 5, 6]
+    assert metadata["feature_settings"]["gap_fill"] == ["neighbours", "interpolate"]
+    # the default features: composite, NDVI range, NDVI months, each a named layer of the composite COG
+    with rasterio.open(layout.composite("demo_mine", periods[0])) as cog:
+        names = list(cog.descriptions)
+    assert names == accuracy["features"]
+    assert {"red", "nir", "ndvi", "ndwi", "ndvi_min", "ndvi_max"} <= set(names) and "ndvi_p50" not in names
+    assert [n for n in names if re.fullmatch(r"ndvi_m\d\d", n)] == [f"ndvi_m{m:02d}" for m in range(1, 13)]
+    gaps = accuracy["gaps"]
+    assert gaps["samples"] == accuracy["spatial_cv"]["n_samples"] and gaps["sub_period_features"] == 12
+    assert 0 < gaps["samples_with_gaps"] <= gaps["samples"] and gaps["samples_with_gaps_left"] < gaps["samples_with_gaps"]
+    importance = pd.read_csv(layout.feature_importance("demo_mine"))
+    assert set(importance["feature"][importance["kind"] == "feature"]) == set(names)
+    assert "ndvi sub-periods" in set(importance["feature"]) and importance["mean_oa_drop"].max() > 0
     sample = gpd.read_file(layout.sample_design("demo_mine"), layer=0)
     stages = run.manifest["aois"]["demo_mine"]["stages"]["classify"]
     assert len(sample) == stages["sample_design"]["n_samples"] and sample["reference_code"].isna().all()
@@ -61,14 +76,19 @@ def test_a_saved_model_is_reused_by_another_run_and_refused_on_other_features(de
     run = open_run(demo_run / "outputs" / "demo_small")
     composites = _composites(run)
     layers = list(composites.data_vars)
+    groups = run.manifest["aois"]["demo_mine"]["stages"]["composite"]["feature_groups"]
     config = load_config(demo_run / "config.yaml",
                          overrides={"classify": {"model_path": str(run.layout.model("demo_mine"))}})
     points = read_training_data(config.classify.training, class_field="class_code", period_field="year")
-    predicted, accuracy, saved = runner.train_and_predict(config, composites, points, layers)
+    predicted, accuracy, saved = runner.train_and_predict(config, composites, points, groups)
     assert saved is None and accuracy["model"]["training_sha256"]
     np.testing.assert_array_equal(predicted["class_map"].values, run.class_map("demo_mine").values)
     with pytest.raises(InputError, match="the model was trained on features"):
         runner.train_and_predict(config, composites[layers[::-1]], points, layers[::-1])
+    other = load_config(demo_run / "config.yaml", overrides={"classify": {
+        "model_path": str(run.layout.model("demo_mine")), "features": {"gap_fill": ["interpolate"]}}})
+    with pytest.raises(InputError, match=r"other classify.features settings \(gap_fill"):
+        runner.train_and_predict(other, composites, points, groups)
 
 
 def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
@@ -89,7 +109,8 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     assert list(table.columns[:7]) == ["class_code", "class_name", "mapped_area_ha", "adjusted_area_ha", "se_ha",
                                        "ci95_low_ha", "ci95_high_ha"]
     true_ha = np.array([(truth.values[class_map.sel(period=period).values != 255] == c).sum() for c in range(1, 7)]) * 0.09
-    assert (np.abs(table["adjusted_area_ha"] - true_ha) <= 3 * table["se_ha"] + 0.1).all()
+    # + 0.2 ha (two pixels): a class the sample finds no error in has se 0, yet may miss a pixel or two
+    assert (np.abs(table["adjusted_area_ha"] - true_ha) <= 3 * table["se_ha"] + 0.2).all()
     true_oa = float((truth.values == class_map.sel(period=period).values)[class_map.sel(period=period).values != 255].mean())
     assert abs(report["design_based_overall_accuracy"] - true_oa) < 0.03
     assert accuracy["design_based"]["confusion_matrix"]["rows"] == "map"
