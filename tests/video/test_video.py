@@ -186,7 +186,8 @@ def test_subtitles_say_what_the_frame_does_not_and_never_repeat_the_caption():
 
     events = pd.DataFrame({
         "event_id": ["a", "b"], "year_start": [2012, 2013], "year_end": [2012, 2013],
-        "displaced_count": [240, None], "displaced_unit_kind": ["households", None],
+        "displaced_count": [240, None], "displaced_unit": ["households", None],
+        "displaced_unit_kind": ["households", None],
         "origin_community": ["Village A", None], "resettlement_site": ["New Village A", None],
         "event_type": ["planned resettlement", None], "source": ["RAP 2014, p. 12", None]})
     from pipeline.composite.periods import make_periods
