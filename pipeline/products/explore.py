@@ -224,17 +224,31 @@ class TrainingSet:
 
 
 def training_set(composites: xr.Dataset, points: gpd.GeoDataFrame, *, features: Sequence[str] | None = None,
+                 config: PipelineConfig | None = None, groups: Mapping[str, Sequence[str]] | None = None,
                  max_pixels_per_polygon: int = 100, seed: int = 42) -> TrainingSet:
     """The features of the composites at labelled points (or at the pixels of labelled polygons, at
     most `max_pixels_per_polygon` each), as the run trains on them: samples outside the grid, of another
-    period or with a NaN feature are dropped (counted in `dropped`). Computes."""
-    names = list(features) if features is not None else [v for v in composites.data_vars if v != "clear_count"]
-    stack = classify.feature_stack(composites, names)
+    period or missing a feature the model needs are dropped (counted in `dropped`). With the run's
+    `config` and its composite stage's layer `groups` (`feature_groups` in the manifest), the features
+    are the run's own (`classify.features`): sub-period gaps filled as the run fills them, the gaps left
+    given to the model as NaN. Computes."""
+    if config is not None and groups is not None and features is None:
+        from pipeline.classify.predict import valid_samples
+        from pipeline.classify.stage import run_features
+
+        chosen = run_features(config, {kind: list(names) for kind, names in groups.items()})
+        names, required = chosen.names, chosen.required
+        stack = classify.classification_features(composites, chosen)
+    else:
+        names = list(features) if features is not None else [v for v in composites.data_vars if v != "clear_count"]
+        required = np.ones(len(names), dtype=bool)
+        stack = classify.feature_stack(composites, names)
+        valid_samples = None
     if len(points) and points.geom_type.isin(["Polygon", "MultiPolygon"]).all():
         points = classify.polygon_pixels(points, stack, max_per_polygon=max_pixels_per_polygon, seed=seed)
     samples, table = classify.training_samples(stack, points)
     X = np.asarray(samples.values, dtype=np.float32)
-    usable = np.isfinite(X).all(axis=1)
+    usable = valid_samples(X, required) if valid_samples is not None else np.isfinite(X).all(axis=1)
     return TrainingSet(X=X[usable], y=table["class_code"].to_numpy()[usable],
                        easting=table["x"].to_numpy()[usable], northing=table["y"].to_numpy()[usable],
                        features=names,

@@ -96,7 +96,7 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
     run = open_run(demo_run / "outputs" / "demo_small")
     sample = gpd.read_file(run.layout.sample_design("demo_mine"), layer=0)
     period = str(sample["period"].iloc[0])
-    class_map = run.class_map("demo_mine").load()
+    class_map = run.class_map("demo_mine", cleaned=True).load()  # the design is drawn from the cleaned maps
     truth = _truth(demo_run, period, class_map)
     sample["reference_code"] = truth.sel(x=xr.DataArray(sample.geometry.x.to_numpy(), dims="s"),
                                          y=xr.DataArray(sample.geometry.y.to_numpy(), dims="s")).values.astype(int)
