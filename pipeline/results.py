@@ -166,6 +166,15 @@ class OutputLayout:
         """uint16: the number of the period in which the class first changed (change/maps.py)."""
         return self._aoi_path(aoi_id, "change", "first_change.tif")
 
+    def disturbance(self, aoi_id: str, name: str) -> Path:
+        """change.segmentation: change/disturbance_<name>.tif, name = period (uint16 k), magnitude (index
+        units), duration (years) or recovery (share regained) (change/segmentation.py)."""
+        return self._aoi_path(aoi_id, "change", f"disturbance_{name}.tif")
+
+    def disturbance_area(self, aoi_id: str) -> Path:
+        """change.segmentation: area disturbed per period."""
+        return self._aoi_path(aoi_id, "metrics", "disturbance_area.csv")
+
     @property
     def event_records(self) -> Path:
         """The events table as read, parsed, with the analyses each record allows and its AOI link."""

@@ -2,6 +2,7 @@
 
     features    composite variables stacked per pixel; within-period index statistics
     training    labelled points/polygons read and sampled; fitting a model on a stratified share
+    reference   training pixels sampled from an existing land-cover map (translated, eroded, cleaned)
     models      classifiers by name or import path; saving and loading them safely (skops)
     predict     class maps and confidence, block by block on Dask
     accuracy    sample accuracy, spatially blocked cross-validation, agreement with a reference map
@@ -19,8 +20,10 @@ from pipeline.classify.predict import UNCLASSIFIED, predict_classes, predict_cla
 from pipeline.classify.accuracy import accuracy_assessment, compare_with_reference, spatial_blocks, spatial_cross_validation
 from pipeline.classify.models import make_classifier, load_model, dump_model, check_features
 from pipeline.classify.temporal import remove_flicker
+from pipeline.classify.reference import map_training_samples, reference_on_grid, sample_reference_pixels
 
 __all__ = ["feature_stack", "temporal_statistics", "read_training_data", "training_samples", "polygon_pixels",
            "train_classifier", "train_random_forest", "UNCLASSIFIED", "predict_classes", "predict_class_map",
            "accuracy_assessment", "compare_with_reference", "spatial_blocks", "spatial_cross_validation",
-           "make_classifier", "load_model", "dump_model", "check_features", "remove_flicker"]
+           "make_classifier", "load_model", "dump_model", "check_features", "remove_flicker",
+           "map_training_samples", "reference_on_grid", "sample_reference_pixels"]
