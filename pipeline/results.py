@@ -314,7 +314,8 @@ class RunOutputs:
         """One period's composite: a float32 variable per band and index, NaN = nodata; lazy."""
         raster = rioxarray.open_rasterio(self.layout.composite(aoi_id, period), chunks={})
         names = raster.attrs["long_name"]
-        return raster.assign_coords(band=list(names)).to_dataset("band")
+        names = [names] if isinstance(names, str) else list(names)  # one band: a string
+        return raster.assign_coords(band=names).to_dataset("band")
 
     def class_area(self, aoi_id: str) -> pd.DataFrame:
         return read_table(self.layout.class_area(aoi_id))
