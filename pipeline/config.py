@@ -19,7 +19,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -472,8 +474,18 @@ class ReferenceMapConfig(Strict):
         return value
 
 
+def _training_kind(value: object) -> str:
+    return "reference_map" if isinstance(value, (dict, ReferenceMapConfig)) else "labels"
+
+
+# classify.training: a mapping is a reference map, anything else the path of labelled points/polygons (one
+# branch is checked, so an error names only its keys; the tags are left out of error locations)
+TrainingSource = Annotated[Annotated[ReferenceMapConfig, Tag("reference_map")] | Annotated[ConfigPath, Tag("labels")],
+                           Discriminator(_training_kind)]
+
+
 class ClassifyConfig(Strict):
-    training: ReferenceMapConfig | ConfigPath = Field(
+    training: TrainingSource = Field(
         description="labelled points or polygons (GPKG/GeoJSON/Shapefile), or a reference land-cover map "
                     "{map, year, classes, per_class, ...}")
     class_field: str = "class_code"
@@ -842,7 +854,7 @@ class PipelineConfig(Strict):
 def _format_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if p not in ("files", "stac"))  # the source kind tags
+        where = ".".join(str(p) for p in e["loc"] if p not in ("files", "stac", "reference_map", "labels"))  # the source kind tags
         parts.append(f"{where}: {e['msg']}{_given(e)}" if where else f"{e['msg']}{_given(e)}")
     return "; ".join(parts)
 
