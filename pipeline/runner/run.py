@@ -356,7 +356,8 @@ class _RunContext:
                 log.warning("aoi %r: %s", aoi_id, text)
         composites = read_composites(out, aoi_id, periods, chunk_size=chunk)
         if config.change.segmentation is not None:  # change without labels: needs only the composites
-            key = provenance.stage_key("segmentation", config=self._config("change"), upstream=self._upstream(aoi_id, "composite"))
+            key = provenance.stage_key("segmentation", config=config.change.segmentation.model_dump(mode="json"),
+                                       upstream=self._upstream(aoi_id, "composite"))
             self.stage(job, "segmentation", key, lambda: segmentation_stage(job, composites),
                        upstream={"composite": self.stamps.read(aoi_id, "composite")["key"]})
 
