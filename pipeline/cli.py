@@ -139,7 +139,7 @@ def run(
                                                        "tcp://10.0.0.5:8786", metavar="ADDRESS")] = None,
     force: Annotated[list[str] | None, typer.Option(
         "--force", metavar="STAGE", help="recompute a stage even if up to date: composite, classify, change, "
-                                         "events, video, products or all (repeatable)")] = None,
+                                         "segmentation, events, video, products or all (repeatable)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages too")] = False,
 ) -> None:
     """Run every stage for every AOI of CONFIG; stages already done and up to date are skipped."""

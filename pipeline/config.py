@@ -19,7 +19,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -513,10 +515,51 @@ class FeaturesConfig(Strict):
     def from_scenes(self) -> bool:
         """Layers beyond the composite and NDVI range, computed from the period's scenes."""
         return bool(self.percentiles or self.spread or self.sub_periods not in ("none", None))
+class ReferenceMapConfig(Strict):
+    """Training labels sampled from an existing categorical land-cover map (`classify.training: {map: ...}`)."""
+
+    map: ConfigPath = Field(description="categorical GeoTIFF (WorldCover, Dynamic World label, MapBiomas, a "
+                                        "national map), any CRS; put on the composites' grid (mode if finer)")
+    year: str | int = Field(description="the map's year (or period id): the period whose composite is sampled; "
+                                        "the model then predicts every period")
+    classes: dict[int, int | None] = Field(
+        min_length=1, description="map code -> class code of `classes` (null drops the code); map codes not "
+                                  "listed are dropped and reported")
+    per_class: int = Field(500, ge=1, description="pixels sampled per class (all if fewer remain)")
+    edge_px: int | dict[int, int] = Field(
+        1, description="erosion radius: a pixel is sampled only if all pixels within edge_px carry its class; "
+                       "0 = none; per class {class code: px} (classes not listed get 1). Use 0 on 10 m grids "
+                       "with small parcels")
+    outlier_z: float | None = Field(
+        3.5, gt=0, description="drop pixels whose modified z-score (median/MAD) exceeds this in any feature, "
+                               "per class; null = off")
+    nodata: list[int] = Field(default_factory=list, description="map codes meaning no data (beside the file's own)")
+    resampling: Literal["auto", "nearest", "mode"] = Field(
+        "auto", description="onto the grid: mode where the map is finer than the grid (auto), or nearest")
+
+    @field_validator("edge_px")
+    @classmethod
+    def _non_negative(cls, value: int | dict[int, int]) -> int | dict[int, int]:
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(v < 0 for v in values):
+            raise ValueError(f"must be >= 0, got {value}")
+        return value
+
+
+def _training_kind(value: object) -> str:
+    return "reference_map" if isinstance(value, (dict, ReferenceMapConfig)) else "labels"
+
+
+# classify.training: a mapping is a reference map, anything else the path of labelled points/polygons (one
+# branch is checked, so an error names only its keys; the tags are left out of error locations)
+TrainingSource = Annotated[Annotated[ReferenceMapConfig, Tag("reference_map")] | Annotated[ConfigPath, Tag("labels")],
+                           Discriminator(_training_kind)]
 
 
 class ClassifyConfig(Strict):
-    training: ConfigPath = Field(description="labelled points (GPKG/GeoJSON/Shapefile)")
+    training: TrainingSource = Field(
+        description="labelled points or polygons (GPKG/GeoJSON/Shapefile), or a reference land-cover map "
+                    "{map, year, classes, per_class, ...}")
     class_field: str = "class_code"
     period_field: str | None = Field(
         "year", description="year each label holds for; null = the label holds for every period"
@@ -608,6 +651,16 @@ class ClassifyConfig(Strict):
     def _known_model(cls, model: str, info: ValidationInfo) -> str:
         resolve_model(model, info.data.get("allow_import", []))
         return model
+
+    @property
+    def reference_map(self) -> ReferenceMapConfig | None:
+        """The reference map the labels are sampled from, or None (labelled points or polygons)."""
+        return self.training if isinstance(self.training, ReferenceMapConfig) else None
+
+    @property
+    def training_file(self) -> Path:
+        """The file the training labels come from: the points/polygons, or the reference map."""
+        return self.training.map if isinstance(self.training, ReferenceMapConfig) else self.training
 
 
 BUILTIN_MODELS = ("random_forest", "lightgbm", "kmeans")
@@ -701,7 +754,28 @@ class EventsConfig(Strict):
         return "years", 2
 
 
+class SegmentationConfig(Strict):
+    """Change without labels: per-pixel temporal segmentation of an index series (after LandTrendr)."""
+
+    index: Literal["ndvi", "nbr", "ndwi", "ndbi", "bsi"] = Field(
+        "ndvi", description="index of the composites to segment (nbr needs nir and swir2)")
+    min_magnitude: float = Field(0.1, gt=0, description="smallest fitted loss (index units) reported as a "
+                                                        "disturbance; 0.15 for mines")
+    direction: Literal["decrease", "increase"] = Field(
+        "decrease", description="which way a disturbance moves the index (decrease: NDVI/NBR)")
+    max_segments: int = Field(4, ge=1, le=20, description="most segments per pixel's model")
+    spike_threshold: float = Field(0.9, gt=0, le=1, description="despiking strength (1 = off)")
+    recovery_threshold: float = Field(0.25, gt=0, description="fastest allowed recovery, share of the range per year")
+    p_threshold: float = Field(0.05, gt=0, lt=1, description="significance of a model (search-adjusted F-test)")
+    best_model_proportion: float = Field(0.75, gt=0, le=1)
+    min_observations: int = Field(6, ge=3, description="fewest valid periods for a model")
+    search_adjusted: bool = Field(True, description="Bonferroni over the vertex placements (false: LandTrendr's plain test)")
+
+
 class ChangeConfig(Strict):
+    segmentation: SegmentationConfig | None = Field(
+        None, description="per-pixel segmentation of an index series: disturbance period, magnitude, duration "
+                          "and recovery maps without any labels; none = off")
     mining_classes: list[int] = Field(
         default_factory=lambda: [6], description="class codes that make up the mining footprint")
     rings_m: list[float] = Field(
@@ -853,6 +927,17 @@ class PipelineConfig(Strict):
                              "(ingest.sources[i].mask)")
         return self
 
+    @model_validator(mode="after")
+    def _reference_classes(self) -> "PipelineConfig":
+        reference = self.classify.reference_map if self.classify else None
+        if reference is not None:
+            codes = {c.code for c in self.classes}
+            unknown = sorted({v for v in reference.classes.values() if v is not None} - codes)
+            if unknown:
+                raise ValueError(f"classify.training.classes: class codes {unknown} are not in the config's "
+                                 f"classes {sorted(codes)}; translate the map's codes to these (or to null)")
+        return self
+
     @field_validator("classes")
     @classmethod
     def _unique_codes(cls, classes: list[ClassDef]) -> list[ClassDef]:
@@ -907,7 +992,7 @@ class PipelineConfig(Strict):
 def _format_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if p not in ("files", "stac"))  # the source kind tags
+        where = ".".join(str(p) for p in e["loc"] if p not in ("files", "stac", "reference_map", "labels"))  # the source kind tags
         parts.append(f"{where}: {e['msg']}{_given(e)}" if where else f"{e['msg']}{_given(e)}")
     return "; ".join(parts)
 

@@ -207,6 +207,14 @@ class OutputLayout:
     def change_consecutive(self, aoi_id: str, period_from: str, period_to: str) -> Path:
         """The change map of one pair of consecutive periods (change.consecutive_maps), coded as first_last."""
         return self._aoi_path(aoi_id, "change", "consecutive", f"{period_from}_to_{period_to}.tif")
+    def disturbance(self, aoi_id: str, name: str) -> Path:
+        """change.segmentation: change/disturbance_<name>.tif, name = period (uint16 k), magnitude (index
+        units), duration (years) or recovery (share regained) (change/segmentation.py)."""
+        return self._aoi_path(aoi_id, "change", f"disturbance_{name}.tif")
+
+    def disturbance_area(self, aoi_id: str) -> Path:
+        """change.segmentation: area disturbed per period."""
+        return self._aoi_path(aoi_id, "metrics", "disturbance_area.csv")
 
     @property
     def event_records(self) -> Path:
@@ -352,7 +360,8 @@ class RunOutputs:
         """One period's composite: a float32 variable per band and index, NaN = nodata; lazy."""
         raster = rioxarray.open_rasterio(self.layout.composite(aoi_id, period), chunks={})
         names = raster.attrs["long_name"]
-        return raster.assign_coords(band=list(names)).to_dataset("band")
+        names = [names] if isinstance(names, str) else list(names)  # one band: a string
+        return raster.assign_coords(band=names).to_dataset("band")
 
     def class_area(self, aoi_id: str) -> pd.DataFrame:
         return read_table(self.layout.class_area(aoi_id))

@@ -1,7 +1,9 @@
 """The change stage of one AOI: class maps -> areas, transitions, footprint, rings, change maps.
 
-    change_stage      cleaned + raw class maps -> areas, transitions, footprint, rings, change maps
+    change_stage        cleaned + raw class maps -> areas, transitions, footprint, rings, change maps
                                                                                 -> metrics/, change/
+    segmentation_stage  composites -> disturbance period, magnitude, duration,  -> change/disturbance_*.tif,
+                        recovery per pixel, without labels (change.segmentation)   metrics/disturbance_area.csv
 
 Everything is counted on the cleaned maps (gap-filled, minimum mapping unit applied: classes_cleaned/);
 the maps as classified (classes/) give the observed and nodata areas and the raw areas beside them.
@@ -17,16 +19,18 @@ import pandas as pd
 import xarray as xr
 
 from pipeline import change, io
+from pipeline.change import segmentation
 from pipeline.classify.cleaning import mmu_pixels, sieve_change_map
 from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.classify.stage import change_names, change_of_interest
 from pipeline.composite.periods import periods_of, with_period_dates
 from pipeline.config import PipelineConfig
+from pipeline.errors import InputError
 from pipeline.ingest.grid import pixel_area_ha
 from pipeline.ingest.stack import aoi_mask
 from pipeline.job import AoiJob
 
-__all__ = ["aoi_table", "change_stage"]
+__all__ = ["aoi_table", "change_stage", "segmentation_index", "segmentation_stage"]
 
 
 def change_stage(job: AoiJob, class_map: xr.DataArray, raw_class_map: xr.DataArray | None = None) -> dict:
@@ -113,3 +117,53 @@ def _change_maps(config: PipelineConfig, job: AoiJob, class_map: xr.DataArray) -
 
 def _rgba(colour: str) -> tuple[int, int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 255
+
+
+def segmentation_stage(job: AoiJob, composites: xr.Dataset) -> dict:
+    """Change without labels (`change.segmentation`): per-pixel segmentation of an index series across
+    the periods -> change/disturbance_{period,magnitude,duration,recovery}.tif and
+    metrics/disturbance_area.csv (area disturbed per period)."""
+    settings, aoi_id, out = job.config.change.segmentation, job.aoi_id, job.out
+    periods = periods_of(composites)
+    index = segmentation_index(composites, settings.index)
+    parameters = settings.model_dump(exclude={"index"})
+    result = segmentation.segment_index(index, **parameters)
+    (computed,) = dask.compute(result[["disturbance_period", "magnitude", "duration", "recovery"]])
+    ids = [p.id for p in periods]
+    tags = {"INDEX": settings.index, "MIN_MAGNITUDE": str(settings.min_magnitude), "DIRECTION": settings.direction}
+    number_tags = {**tags, "VALUES": f"k = largest disturbance first seen in period k (PERIOD_k); "
+                                     f"{segmentation.NO_DISTURBANCE} = none found; {segmentation.NOT_SEGMENTED} = "
+                                     f"fewer than {settings.min_observations} valid periods",
+                   **{f"PERIOD_{k}": period for k, period in enumerate(ids, start=1)}}
+    io.write_cog(computed["disturbance_period"], out.disturbance(aoi_id, "period"), band_names=["disturbance_period"],
+                 nodata=segmentation.NOT_SEGMENTED, tags=number_tags)
+    units = {"magnitude": f"{settings.index} units, fitted loss", "duration": "years, start to end vertex",
+             "recovery": "share of the loss regained by the last period (0 none, 1 full)"}
+    for name, unit in units.items():
+        io.write_cog(computed[name].astype("float32"), out.disturbance(aoi_id, name), band_names=[f"disturbance_{name}"],
+                     nodata=float("nan"), tags={**tags, "UNITS": unit})
+    number = computed["disturbance_period"].values
+    table = segmentation.disturbance_area_table(number, computed["magnitude"].values, ids,
+                                                pixel_area_ha=pixel_area_ha(composites), aoi_id=aoi_id)
+    io.write_csv(with_period_dates(table, periods, column="period"), out.disturbance_area(aoi_id))
+    segmented = int((number != segmentation.NOT_SEGMENTED).sum())
+    disturbed = int(((number != segmentation.NOT_SEGMENTED) & (number != segmentation.NO_DISTURBANCE)).sum())
+    return {"segmentation_index": settings.index, "segmented_pixels": segmented, "disturbed_pixels": disturbed,
+            "disturbed_share": round(disturbed / segmented, 6) if segmented else None}
+
+
+def segmentation_index(composites: xr.Dataset, name: str) -> xr.DataArray:
+    """(period, y, x) float32 index to segment, in one chunk along period: the composites' own variable,
+    or computed from their bands (ndvi: nir, red; nbr: nir, swir2, Key & Benson 2006)."""
+    bands = {"ndvi": ("nir", "red"), "nbr": ("nir", "swir2")}
+    if name in composites:
+        index = composites[name]
+    elif name in bands and all(b in composites for b in bands[name]):
+        a, b = (composites[band] for band in bands[name])
+        index = ((a - b) / (a + b)).where(lambda v: np.isfinite(v))
+    else:
+        needs = f" (or the bands {', '.join(bands[name])})" if name in bands else ""
+        raise InputError(f"change.segmentation.index: the composites have no {name!r}{needs}; they have "
+                         f"{sorted(composites.data_vars)} (add it to composite.indices or pick another index)")
+    index = index.astype("float32").rename(name)
+    return index.chunk(period=-1) if index.chunks else index

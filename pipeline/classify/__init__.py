@@ -2,6 +2,7 @@
 
     features    the features classify.features chooses, stacked per pixel; gaps of sub-period composites filled
     training    labelled points/polygons read and sampled; fitting a model on a stratified share
+    reference   training pixels sampled from an existing land-cover map (translated, eroded, cleaned)
     models      classifiers by name or import path; saving and loading them safely (skops)
     predict     class maps and confidence, block by block on Dask
     accuracy    sample accuracy, spatially blocked cross-validation, agreement with a reference map
@@ -22,9 +23,11 @@ from pipeline.classify.accuracy import (accuracy_assessment, compare_with_refere
 from pipeline.classify.models import make_classifier, load_model, dump_model, check_features
 from pipeline.classify.temporal import remove_flicker
 from pipeline.classify.cleaning import gap_fill, sieve, sieve_change_map, mmu_pixels, cleaning_flags
+from pipeline.classify.reference import map_training_samples, reference_on_grid, sample_reference_pixels
 
 __all__ = ["FeatureSet", "classification_features", "feature_set", "feature_stack", "read_training_data", "training_samples", "polygon_pixels",
            "train_classifier", "train_random_forest", "UNCLASSIFIED", "predict_classes", "predict_class_map",
            "accuracy_assessment", "compare_with_reference", "permutation_importance", "spatial_blocks",
            "spatial_cross_validation", "make_classifier", "load_model", "dump_model", "check_features",
-           "remove_flicker", "gap_fill", "sieve", "sieve_change_map", "mmu_pixels", "cleaning_flags"]
+           "remove_flicker", "gap_fill", "sieve", "sieve_change_map", "mmu_pixels", "cleaning_flags",
+           "map_training_samples", "reference_on_grid", "sample_reference_pixels"]

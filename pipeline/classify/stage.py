@@ -22,7 +22,7 @@ import rioxarray
 import xarray as xr
 
 from pipeline import classify, io
-from pipeline.classify import cleaning, models, sampling, temporal
+from pipeline.classify import cleaning, models, reference, sampling, temporal
 from pipeline.classify.labelling import labelling_style
 from pipeline.classify.predict import valid_samples
 from pipeline.composite.periods import Period, period_coords, periods_of
@@ -128,14 +128,75 @@ def _checked_settings(config: PipelineConfig) -> dict:
             "method": config.composite.method}
 
 
-def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gpd.GeoDataFrame,
+def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gpd.GeoDataFrame | None,
                       layers: dict[str, list[str]] | list[str]) -> tuple[xr.Dataset, dict, tuple[bytes, dict] | None]:
     """Train (or load) the model, assess it, predict. Returns the lazy class map and confidence, the
-    accuracy document and the model to save (skops bytes, metadata) or None."""
+    accuracy document and the model to save (skops bytes, metadata) or None. The labels are points or
+    polygons, or (`labels` None) pixels sampled from the reference map of `classify.training`."""
     settings = config.classify
     chosen = run_features(config, layers)
     features = classify.classification_features(composites, chosen)
     names, required = chosen.names, chosen.required
+    if settings.reference_map is not None:
+        X, y, xy, about = _map_samples(config, features)
+        kind = f"pixels sampled from the reference map {settings.reference_map.map.name} ({about['training']['year']})"
+    else:
+        X, y, xy, about = _label_samples(config, composites, chosen, features, labels)
+        kind = "labelled samples"
+    model_files = None
+    if settings.model_path is not None:
+        content, metadata = models.read_model_file(settings.model_path)
+        models.check_features(metadata, names, source=str(settings.model_path), settings=_checked_settings(config))
+        model = models.load_model(content, trusted=settings.trusted_types, source=str(settings.model_path))
+        _check_missing_values(model, X, source=str(settings.model_path))
+        accuracy = classify.accuracy_assessment(y, model.predict(X), config.classes)
+        accuracy.update(method=f"model loaded from {settings.model_path}; assessed on all of this run's "
+                               f"{kind} (none were used to train it here)",
+                        model=metadata)
+    else:
+        params = dict(settings.model_params)
+        if settings.model == "random_forest":
+            params.setdefault("n_estimators", settings.n_estimators)
+            params.setdefault("max_depth", settings.max_depth)
+        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state,
+                                           allow_import=settings.allow_import)
+        _check_missing_values(estimator, X, source=f"classify.model {settings.model!r}")
+        model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
+                                                          random_state=settings.random_state)
+        accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)
+        method = (f"hold-out of the {kind} (stratified); labels are not a probability sample, so these are "
+                  "sample accuracies, not design-based map accuracies")
+        if settings.reference_map is not None:
+            method += ("; with labels from a map they measure agreement with that map (consistency), not "
+                       "accuracy: the map's own errors are not counted")
+        accuracy.update(
+            method=method, test_fraction=settings.test_fraction, n_train=int(len(y) - len(y_test)),
+            model={"type": settings.model, "estimator": type(model).__name__,
+                   **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))},
+                   "random_state": settings.random_state})
+        if settings.cv_folds:
+            blocks = classify.spatial_blocks(xy[:, 0], xy[:, 1], block_size=settings.cv_block_size_m)
+            accuracy["spatial_cv"] = classify.spatial_cross_validation(
+                estimator, X, y, blocks, n_folds=settings.cv_folds, classes=config.classes,
+                random_state=settings.random_state, feature_names=names, feature_groups=chosen.groups(),
+                importance_repeats=settings.importance_repeats)
+            accuracy["spatial_cv"]["block_size_m"] = settings.cv_block_size_m
+        if settings.save_model:
+            metadata = models.model_metadata(model, kind=settings.model, features=names,
+                                             class_codes=[c.code for c in config.classes], X=X, y=y,
+                                             feature_settings={**settings.features.model_dump(mode="json"),
+                                                               **_checked_settings(config)})
+            model_files = (models.dump_model(model), metadata)
+    accuracy.update(about, features=names, feature_settings=settings.features.model_dump(mode="json"))
+    return classify.predict_classes(features, model, required=required), accuracy, model_files
+
+
+def _label_samples(config: PipelineConfig, composites: xr.Dataset, chosen: classify.FeatureSet,
+                   features: xr.DataArray, labels: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Training samples at labelled points (or polygons' pixels): X, y, xy and what the accuracy document
+    says about them (drops, and the gaps of sub-period features)."""
+    settings = config.classify
+    required = chosen.required
     if settings.ignore_classes:
         labels = labels[~labels["class_code"].isin(settings.ignore_classes)]
     if settings.merge_classes:
@@ -162,61 +223,15 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
     if settings.model_path is None and not len(y):
         raise InputError(f"{settings.training}: none of the {len(labels)} labels lies on a clear pixel inside "
                          "the AOI; check the labels' CRS and location (classify.training)")
-    model_files = None
-    if settings.model_path is not None:
-        content, metadata = models.read_model_file(settings.model_path)
-        models.check_features(metadata, names, source=str(settings.model_path), settings=_checked_settings(config))
-        model = models.load_model(content, trusted=settings.trusted_types, source=str(settings.model_path))
-        _check_missing_values(model, X, source=str(settings.model_path))
-        accuracy = classify.accuracy_assessment(y, model.predict(X), config.classes)
-        accuracy.update(method=f"model loaded from {settings.model_path}; assessed on all of this run's "
-                               "labelled samples (none were used to train it here)",
-                        model=metadata)
-    else:
-        params = dict(settings.model_params)
-        if settings.model == "random_forest":
-            params.setdefault("n_estimators", settings.n_estimators)
-            params.setdefault("max_depth", settings.max_depth)
-        estimator = models.make_classifier(settings.model, params, random_state=settings.random_state,
-                                           allow_import=settings.allow_import)
-        _check_missing_values(estimator, X, source=f"classify.model {settings.model!r}")
-        model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
-                                                          random_state=settings.random_state)
-        accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)
-        accuracy.update(
-            method="hold-out of the labelled samples (stratified); labels are not a probability sample, so "
-                   "these are sample accuracies, not design-based map accuracies",
-            test_fraction=settings.test_fraction, n_train=int(len(y) - len(y_test)),
-            model={"type": settings.model, "estimator": type(model).__name__,
-                   **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))},
-                   "random_state": settings.random_state})
-        if settings.cv_folds:
-            blocks = classify.spatial_blocks(xy[:, 0], xy[:, 1], block_size=settings.cv_block_size_m)
-            accuracy["spatial_cv"] = classify.spatial_cross_validation(
-                estimator, X, y, blocks, n_folds=settings.cv_folds, classes=config.classes,
-                random_state=settings.random_state, feature_names=names, feature_groups=chosen.groups(),
-                importance_repeats=settings.importance_repeats)
-            accuracy["spatial_cv"]["block_size_m"] = settings.cv_block_size_m
-        if settings.save_model:
-            metadata = models.model_metadata(model, kind=settings.model, features=names,
-                                             class_codes=[c.code for c in config.classes], X=X, y=y,
-                                             feature_settings={**settings.features.model_dump(mode="json"),
-                                                               **_checked_settings(config)})
-            model_files = (models.dump_model(model), metadata)
-    accuracy.update(
-        n_labels=int(len(table) + table.attrs["dropped_outside"] + table.attrs["dropped_period"]),
-        dropped_outside_aoi=table.attrs["dropped_outside"],
-        dropped_no_period=table.attrs["dropped_period"],
-        dropped_nodata_features=int((~usable).sum()),
-        features=names,
-        feature_settings=settings.features.model_dump(mode="json"),
-    )
+    about = {"n_labels": int(len(table) + table.attrs["dropped_outside"] + table.attrs["dropped_period"]),
+             "dropped_outside_aoi": table.attrs["dropped_outside"], "dropped_no_period": table.attrs["dropped_period"],
+             "dropped_nodata_features": int((~usable).sum())}
     if gaps is not None:
-        accuracy["gaps"] = gaps
+        about["gaps"] = gaps
     if n_polygons is not None:
-        accuracy.update(n_polygons=n_polygons, polygons_without_pixels=points.attrs["n_polygons_empty"],
-                        max_pixels_per_polygon=settings.max_pixels_per_polygon)
-    return classify.predict_classes(features, model, required=required), accuracy, model_files
+        about.update(n_polygons=n_polygons, polygons_without_pixels=points.attrs["n_polygons_empty"],
+                     max_pixels_per_polygon=settings.max_pixels_per_polygon)
+    return X, y, xy, about
 
 
 def _check_missing_values(model, X: np.ndarray, *, source: str) -> None:
@@ -243,6 +258,27 @@ def _gap_report(composites: xr.Dataset, chosen: classify.FeatureSet, points: gpd
             "samples_with_gaps_left": int(after.any(axis=1).sum()), "gap_values_left": int(after.sum()),
             "handling": ("gaps left after gap_fill go to the model as missing values (no sample or pixel is "
                          "dropped for a gap)")}
+
+
+def _map_samples(config: PipelineConfig, features: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Training samples drawn from the reference map (`classify.reference.map_training_samples`): X, y, xy
+    and the accuracy document's `training` record (map, year, per-class counts, classes the map lacks)."""
+    settings = config.classify
+    X, y, xy, record = reference.map_training_samples(features, settings.reference_map, seed=settings.random_state,
+                                                      classes=[c.code for c in config.classes])
+    names = {c.code: c.name for c in config.classes}
+    record["missing_classes"] = {str(code): {"class_name": names.get(code), "reason": reason}
+                                 for code, reason in record["missing_classes"].items()}
+    if record["missing_classes"]:
+        log.warning("%s: the reference map gives no sample of class(es) %s; those classes are not mapped (label "
+                    "them with points, or translate a map code to them)", settings.reference_map.map,
+                    ", ".join(f"{c} {v['class_name']} ({v['reason']})" for c, v in record["missing_classes"].items()))
+    if settings.model_path is None and len(set(y.tolist())) < 2:
+        raise InputError(f"{settings.reference_map.map} (classify.training.map): the map gives samples of "
+                         f"{len(set(y.tolist()))} class(es) only (per class: "
+                         f"{ {k: v['sampled'] for k, v in record['per_class'].items()} }); check "
+                         "classify.training.classes, year and edge_px")
+    return X, y, xy, {"training": record, "n_labels": len(y), "dropped_nodata_features": 0}
 
 
 def filter_flicker(config: PipelineConfig, predicted: xr.Dataset) -> tuple[xr.DataArray, dict]:

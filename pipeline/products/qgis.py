@@ -17,6 +17,8 @@ module writes:
     <aoi>/change/first_last.qml, change/consecutive/<from>_to_<to>.qml
                                                paletted: stable, each transition of interest, other change
                                                (named from the raster's CHANGE_<value> tags)
+    <aoi>/change/disturbance_period.qml        the same for the segmentation's disturbance period (change.segmentation)
+    <aoi>/change/disturbance_<name>.qml        magnitude (yellow to red), duration and recovery (viridis) ramps
 
 Without its .qml QGIS shows a composite with bands 1, 2, 3 (blue, green, red) as red, green, blue: it
 does not use the file's colour interpretation to pick them.
@@ -44,13 +46,15 @@ from matplotlib.colors import to_hex
 
 from pipeline import io
 from pipeline.change.maps import NO_CHANGE, change_map_colours
+from pipeline.change.segmentation import NO_DISTURBANCE
 from pipeline.classify.cleaning import CLEANING_NODATA, FILLED, SIEVED
 from pipeline.classify.predict import UNCLASSIFIED
 from pipeline.config import ClassDef
 from pipeline.results import open_run
 
 __all__ = ["QGIS_VERSION", "TRUE_COLOUR", "FALSE_COLOUR", "change_map_style", "class_map_style", "cleaning_style",
-           "composite_style", "confidence_style", "first_change_style", "series_range", "write_styles"]
+           "composite_style", "confidence_style", "first_change_style", "disturbance_period_style", "disturbance_style",
+           "series_range", "write_styles"]
 
 TRUE_COLOUR = ("red", "green", "blue")
 FALSE_COLOUR = ("nir", "red", "green")  # colour infrared: vegetation red, water dark, bare ground cyan-grey
@@ -226,6 +230,36 @@ def series_range(paths: Sequence[Path], bands: Sequence[int], percentiles: tuple
     return [tuple(float(v) for v in np.percentile(m, percentiles)) if m.size else (0.0, 1.0) for m in merged]
 
 
+def disturbance_period_style(period_labels: Sequence[str]) -> str:
+    """QML for change/disturbance_period.tif (`change.segmentation`): value k = the largest disturbance is
+    first seen in the k-th period, one viridis colour per period that can be one (the second on),
+    labelled with the period; no disturbance light grey; too few observations (the raster's nodata)
+    transparent."""
+    numbers = list(range(2, len(period_labels) + 1))
+    high = numbers[-1] if numbers else 1
+    renderer = _renderer("singlebandpseudocolor", classificationMin=str(NO_DISTURBANCE), classificationMax=str(high))
+    _transparency(renderer)
+    items = [(NO_DISTURBANCE, "#d9d9d9", "no disturbance")]
+    items += [(k, colour, f"disturbed in {period_labels[k - 1]}") for k, colour in zip(numbers, _viridis(len(numbers)))]
+    _pseudocolour(renderer, items, ramp="EXACT", minimum=NO_DISTURBANCE, maximum=high)
+    return _document(renderer)
+
+
+def disturbance_style(name: str, maximum: float) -> str:
+    """QML for change/disturbance_{magnitude,duration,recovery}.tif: a ramp from 0 to `maximum` (magnitude:
+    the run's largest loss; duration: years; recovery: 0 none to 1 full), NaN (not disturbed) transparent.
+    Magnitude runs yellow to dark red (bigger losses darker), duration and recovery along viridis."""
+    maximum = maximum if maximum > 0 else 1.0
+    stops = [round(maximum * i / 4, 4) for i in range(5)]
+    colours = (["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"] if name == "magnitude" else _viridis(5))
+    unit = {"magnitude": "", "duration": " yr", "recovery": ""}[name]
+    renderer = _renderer("singlebandpseudocolor", classificationMin="0", classificationMax=_number(maximum))
+    _transparency(renderer)
+    _pseudocolour(renderer, [(v, c, f"{v:g}{unit}") for v, c in zip(stops, colours)], ramp="INTERPOLATED",
+                  minimum=0.0, maximum=maximum)
+    return _document(renderer)
+
+
 def write_styles(run_dir: Path) -> list[Path]:
     """Write a .qml beside every composite, class map (as classified and cleaned), confidence map, cleaning
     map, first-change-year map and change map of a finished run, and the class names beside every class map
@@ -269,6 +303,29 @@ def write_styles(run_dir: Path) -> list[Path]:
             if raster.exists():
                 io.write_bytes(change_map_style(_change_names(raster)).encode(), layout.style(raster))
                 written.append(layout.style(raster))
+        written += _disturbance_styles(run, aoi_id, periods)
+    return written
+
+
+def _disturbance_styles(run, aoi_id: str, periods: Sequence[str]) -> list[Path]:
+    """Styles beside the segmentation's rasters (change.segmentation), where the run wrote them."""
+    layout, written = run.layout, []
+    if not periods or not layout.disturbance(aoi_id, "period").exists():
+        return written
+    labels = run.period_labels(aoi_id)
+    texts = {"period": disturbance_period_style([labels[p] for p in periods])}
+    for name in ("magnitude", "duration", "recovery"):
+        if layout.disturbance(aoi_id, name).exists():
+            with rasterio.open(layout.disturbance(aoi_id, name)) as src:
+                values = src.read(1)
+            finite = values[np.isfinite(values)]
+            top = {"recovery": 1.0, "duration": float(finite.max()) if finite.size else 1.0}.get(
+                name, float(np.percentile(finite, 98)) if finite.size else 1.0)
+            texts[name] = disturbance_style(name, round(top, 2))
+    for name, text in texts.items():
+        style = layout.disturbance(aoi_id, name).with_suffix(".qml")
+        io.write_bytes(text.encode(), style)
+        written.append(style)
     return written
 
 

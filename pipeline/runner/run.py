@@ -30,7 +30,8 @@ import geopandas as gpd
 import pandas as pd
 
 from pipeline import io
-from pipeline.change.stage import change_stage
+from pipeline.change.stage import change_stage, segmentation_stage
+from pipeline.classify.reference import check_reference_map
 from pipeline.classify.stage import classify_stage, read_class_map
 from pipeline.classify.training import read_training_data
 from pipeline.composite.periods import periods_from_records
@@ -55,7 +56,7 @@ __all__ = ["STAGES", "RunResult", "run_pipeline"]
 log = logging.getLogger(__name__)
 
 STAGES = ("ingest", "composite", "classify", "change", "events", "video")
-FORCEABLE = (*STAGES[1:], "products")
+FORCEABLE = (*STAGES[1:], "segmentation", "products")  # segmentation: only where change.segmentation is set
 
 # called as progress(aoi_id, stage, status) with status "running", "done", "cached", "skipped" or "failed"
 ProgressCallback = Callable[[str, str, str], None]
@@ -135,7 +136,10 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
                                     class_codes=[c.code for c in config.classes],
                                     merge_classes=config.classify.merge_classes,
                                     ignore_classes=config.classify.ignore_classes)
-              if config.classify else None)  # no classify section: composites only
+              if config.classify and config.classify.reference_map is None else None)  # none: composites only, or a map
+    if config.classify and config.classify.reference_map is not None:
+        check_reference_map(config.classify.reference_map.map)
+    event_records = normalise_events(read_events(config.events.path)) if config.events else None
     event_table = (link_events(event_records, aois, how=config.events.link,
                                       distance_m=config.events.link_distance_m)
                    if config.events else pd.DataFrame())
@@ -347,6 +351,11 @@ class _RunContext:
             for text in mixed_periods(event, facts.get("period_scenes", {})):
                 log.warning("aoi %r: %s", aoi_id, text)
         composites = read_composites(out, aoi_id, periods, chunk_size=chunk)
+        if config.change.segmentation is not None:  # change without labels: needs only the composites
+            key = provenance.stage_key("segmentation", config=config.change.segmentation.model_dump(mode="json"),
+                                       upstream=self._upstream(aoi_id, "composite"))
+            self.stage(job, "segmentation", key, lambda: segmentation_stage(job, composites),
+                       upstream={"composite": self.stamps.read(aoi_id, "composite")["key"]})
 
         if config.classify is None:  # no labels: composites and the video only
             for name in ("classify", "change", "events"):
@@ -354,7 +363,7 @@ class _RunContext:
             self._video(job, composites, None, None, upstream=("composite",))
             return
 
-        labels = {str(p): self.input_sha256[str(p)] for p in (config.classify.training, config.classify.model_path,
+        labels = {str(p): self.input_sha256[str(p)] for p in (config.classify.training_file, config.classify.model_path,
                                                           config.classify.validation_sample,
                                                           config.classify.change_validation_sample)
                   if p is not None and str(p) in self.input_sha256}
@@ -469,7 +478,7 @@ def _inputs(config: PipelineConfig, scenes, hashes: provenance.InputHashes) -> l
         for path in source.files:
             add(path, "composite")
     if config.classify:
-        add(config.classify.training, "classify")
+        add(config.classify.training_file, "classify")
         for path in (config.classify.model_path, config.classify.validation_sample,
                      config.classify.change_validation_sample):
             add(path, "classify")

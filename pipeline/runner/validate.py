@@ -23,6 +23,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import box, shape
 
+from pipeline.classify.reference import check_reference_map
 from pipeline.classify.training import read_training_data
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
@@ -98,7 +99,9 @@ def validate_inputs(config: PipelineConfig) -> Validation:
     listed = list_sources(config.ingest, config.cloud_mask,
                           scenes_glob=config.scenes_glob if config.ingest.scenes else None)
     result.notes += [_plan_note(source) for source in listed]
-    if config.classify:
+    if config.classify and config.classify.reference_map is not None:
+        check_reference_map(config.classify.reference_map.map)
+    elif config.classify:
         read_training_data(config.classify.training, class_field=config.classify.class_field,
                            period_field=config.classify.period_field, class_codes=[c.code for c in config.classes],
                            merge_classes=config.classify.merge_classes, ignore_classes=config.classify.ignore_classes)
