@@ -300,8 +300,8 @@ def sample_reference_pixels(
     return rows, cols, codes, report
 
 
-def map_training_samples(features: xr.DataArray, reference, *, seed: int,
-                         classes: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def map_training_samples(features: xr.DataArray, reference, *, seed: int, classes: Iterable[int],
+                         required: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Training samples from a reference map (`config.ReferenceMapConfig`) for a (period, y, x, feature)
     feature stack: (X (n, feature) float32, y (n,) class codes, xy (n, 2) pixel centres in the grid's CRS,
     the record for the accuracy document).
@@ -309,7 +309,9 @@ def map_training_samples(features: xr.DataArray, reference, *, seed: int,
     The map's `year` (a year or a period id) picks the periods sampled (`composite.periods.label_periods`:
     a year holds for every period of that year); the pixels are drawn once (`sample_reference_pixels`, on
     the features of all those periods side by side) and give one sample per period. Computes those
-    periods' features (one composite for a yearly run).
+    periods' features (one composite for a yearly run). `required` (bool per feature, default all): the
+    features a pixel must have to be sampled; the others (gaps of sub-period composites) may be missing,
+    stand in at their median for the outlier test, and stay NaN in X for the model.
     """
     periods = label_periods(reference.year, periods_of(features))
     ids = [str(p) for p in features["period"].values]
@@ -318,7 +320,16 @@ def map_training_samples(features: xr.DataArray, reference, *, seed: int,
                          f"({', '.join(ids)}); set it to the map's year or period id")
     codes, record = reference_on_grid(reference.map, features, resampling=reference.resampling)
     stack = np.asarray(features.sel(period=periods).transpose("y", "x", "period", "feature").values)
-    side_by_side = stack.reshape(*stack.shape[:2], -1)
+    if required is not None and not np.all(required):
+        optional = ~np.asarray(required, dtype=bool)
+        sampled = stack.copy()
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(sampled[..., optional].reshape(-1, int(optional.sum())), axis=0)
+        gaps = ~np.isfinite(sampled[..., optional])
+        sampled[..., optional] = np.where(gaps, np.nan_to_num(median, nan=0.0), sampled[..., optional])
+    else:
+        sampled = stack
+    side_by_side = sampled.reshape(*sampled.shape[:2], -1)
     edge = {int(k): int(v) for k, v in reference.edge_px.items()} if isinstance(reference.edge_px, dict) \
         else int(reference.edge_px)
     rows, cols, labels, report = sample_reference_pixels(

@@ -138,7 +138,7 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
     features = classify.classification_features(composites, chosen)
     names, required = chosen.names, chosen.required
     if settings.reference_map is not None:
-        X, y, xy, about = _map_samples(config, features)
+        X, y, xy, about = _map_samples(config, features, required)
         kind = f"pixels sampled from the reference map {settings.reference_map.map.name} ({about['training']['year']})"
     else:
         X, y, xy, about = _label_samples(config, composites, chosen, features, labels)
@@ -260,12 +260,13 @@ def _gap_report(composites: xr.Dataset, chosen: classify.FeatureSet, points: gpd
                          "dropped for a gap)")}
 
 
-def _map_samples(config: PipelineConfig, features: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def _map_samples(config: PipelineConfig, features: xr.DataArray,
+                 required: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Training samples drawn from the reference map (`classify.reference.map_training_samples`): X, y, xy
     and the accuracy document's `training` record (map, year, per-class counts, classes the map lacks)."""
     settings = config.classify
     X, y, xy, record = reference.map_training_samples(features, settings.reference_map, seed=settings.random_state,
-                                                      classes=[c.code for c in config.classes])
+                                                      classes=[c.code for c in config.classes], required=required)
     names = {c.code: c.name for c in config.classes}
     record["missing_classes"] = {str(code): {"class_name": names.get(code), "reason": reason}
                                  for code, reason in record["missing_classes"].items()}
