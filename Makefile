@@ -31,8 +31,11 @@ data/pair/.complete: $(STAMP) $(wildcard pipeline/demo/*.py)
 pair: data/pair/.complete
 	$(BIN)/midr run configs/dam_failure_pair.yaml
 
+# The suite in TEST_WORKERS processes (pytest-xdist), a test file per process at a time (module fixtures
+# are shared within a file); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser desktop-tools stackstac-env
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # Headless Chromium and its driver for tests/test_report_browser.py (Debian packages), unless on PATH.
 browser:

@@ -102,7 +102,9 @@ def generalise_zones(zones: gpd.GeoDataFrame, *, grid_m: float) -> gpd.GeoDataFr
     public = zones.copy()
     geometries = []
     for zone, geometry in zip(public["zone"], public.geometry):
-        if zone == "control":  # the annulus around the mine: outer disc less the inner one
+        if geometry is None or geometry.is_empty:  # nothing to show, nothing to give away
+            geometries.append(geometry)
+        elif zone == "control":  # the annulus around the mine: outer disc less the inner one
             centre = geometry.convex_hull.centroid
             geometries.append(geometry.convex_hull.difference(centre.buffer(centre.distance(geometry))))
         else:

@@ -106,7 +106,9 @@ def event_zones(event: pd.Series, *, radius_m: float, control_inner_m: float, co
         for polygon in zones.values():
             if not isinstance(polygon, str):
                 ring = ring.difference(polygon.buffer(radius_m))  # keep a margin from the impact zones
-        zones["control"] = ring
+        zones["control"] = ring if not ring.is_empty.all() else (
+            f"skipped: the control ring ({control_inner_m:g}-{control_outer_m:g} m around the mine) lies inside the "
+            "event's other zones; widen events.control_inner_m/control_outer_m")
     return zones
 
 

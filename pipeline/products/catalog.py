@@ -75,6 +75,9 @@ def write_output_catalog(run_dir: Path, manifest: dict | None = None, keep: set[
     keep = kept_aois(run) if keep is None else set(keep)
     earlier = {a: layout.path("stac", a, "collection.json") for a in keep}
     earlier = {a: path for a, path in earlier.items() if path.is_file()}
+    # a kept AOI's files exactly as the earlier run wrote them (a read-and-save by pystac may format them anew)
+    kept_bytes = {path: path.read_bytes() for a, collection in earlier.items()
+                  for path in sorted(collection.parent.rglob("*.json"))}
     root = pystac.Catalog(id=run.manifest["run_name"], title=f"midr-pipeline run {run.manifest['run_name']}",
                           description="Yearly composites, land-cover class maps and change rasters of a "
                                       "midr-pipeline run, one collection per mine area (AOI).",
@@ -89,6 +92,9 @@ def write_output_catalog(run_dir: Path, manifest: dict | None = None, keep: set[
     stac_io = _RunStacIO()
     root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, stac_io=stac_io)
     written = sorted(stac_io.written)
+    for path, content in kept_bytes.items():
+        if path.is_file() and path.read_bytes() != content:
+            io.write_bytes(content, path)
     folder = layout.stac_catalog.parent.absolute()  # `written` is absolute: a relative run_dir must not look stale
     for stale in sorted(set(folder.rglob("*.json")) - {p.absolute() for p in written}):
         log.info("removing %s, left from an earlier catalog of this run folder", stale)

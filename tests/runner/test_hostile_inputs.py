@@ -104,7 +104,7 @@ def _hostile_events(root: Path) -> dict:
     where = f"{origin[0]:.6f}, {origin[1]:.6f}"
     events = events.assign(
         origin_community=ORIGIN, resettlement_site=SITE, company=FORMULA, commodity="@SUM(1)",
-        country="+SUM(1+1)", event_type="-2+3 planned resettlement",
+        country="+SUM(1+1)", event_type="planned resettlement", mine="-2+3 Mine A",
         source=f"<font color=red>Survey of {ORIGIN}</font> {{\\an8}}(resettled to {SITE}), "
                f"https://example.org/report.pdf?at={where}",
         coords_note=f"church of {ORIGIN} at {where}; new houses at {site[0]:.5f} {site[1]:.5f}",
@@ -166,7 +166,7 @@ def _pairs(path: Path) -> np.ndarray:
 
         for layer, _ in pyogrio.list_layers(path):
             frame = gpd.read_file(path, layer=layer)
-            groups += _rows(pd.DataFrame(frame.drop(columns="geometry")))
+            groups += _rows(pd.DataFrame(frame.drop(columns="geometry", errors="ignore")))
             points.append(shapely.get_coordinates(frame.geometry.values))
     elif suffix == ".sav":
         groups += _rows(pyreadstat.read_sav(str(path))[0])
@@ -255,7 +255,7 @@ def test_no_csv_or_spss_cell_runs_as_a_spreadsheet_formula(public_run):
     assert ("event_records.csv", "'" + FORMULA) in cells and ("events.sav", "'" + FORMULA) in cells
     exported = pd.read_csv(run_dir / "exports" / "event_records.csv")
     assert exported.at[0, "country"] == "'+SUM(1+1)" and exported.at[0, "commodity"] == "'@SUM(1)"
-    assert exported.at[0, "event_type"] == "'-2+3 planned resettlement"
+    assert exported.at[0, "mine"] == "'-2+3 Mine A"
     assert pd.read_parquet(run_dir / "exports" / "event_records.parquet").at[0, "company"] == "'" + FORMULA
     numbers = pd.read_csv(run_dir / "exports" / "baci.csv")
     assert all(pd.api.types.is_float_dtype(numbers[c]) for c in ("effect_ha", "ci95_low_ha", "ci95_high_ha"))
