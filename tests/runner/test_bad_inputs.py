@@ -546,6 +546,19 @@ def _fill_disk_at(target: Path):
     return full
 
 
+def _csv_fills_disk_at(monkeypatch, target: Path) -> None:
+    """From now on, writing the CSV `target` fails half-way as a full disk does (`_fill_disk_at`)."""
+    full = _fill_disk_at(target)
+    to_csv = pd.DataFrame.to_csv
+
+    def to_csv_on_a_full_disk(self, path=None, *args, **kwargs):
+        if path is not None:
+            full(path, to_csv(self, None, *args, **kwargs).encode())
+        return to_csv(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv_on_a_full_disk)
+
+
 def test_disk_full_while_writing_the_manifest_exits_2_and_keeps_the_previous_one(project, in_process,
                                                                                   monkeypatch):
     manifest = project.run_dir / "manifest.json"
@@ -568,15 +581,7 @@ def test_disk_full_while_writing_an_aoi_table_exits_2_and_keeps_the_previous_one
                                                                                  monkeypatch):
     # needs runner change (1) and (5): an OutputError inside an AOI's stage exits 2
     table = project.run_dir / "mine_a" / "metrics" / "class_area.csv"
-    full = _fill_disk_at(table)
-    to_csv = pd.DataFrame.to_csv
-
-    def to_csv_on_a_full_disk(self, path=None, *args, **kwargs):
-        if path is not None:
-            full(path, to_csv(self, None, *args, **kwargs).encode())
-        return to_csv(self, path, *args, **kwargs)
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv_on_a_full_disk)
+    _csv_fills_disk_at(monkeypatch, table)
     before = _hashes(project.run_dir)
     result = in_process("run", project.config(), "--force", "change")  # the change stage writes the table
     _error_line(result, "aoi 'mine_a'", f"disk full while writing {table}")

@@ -26,7 +26,7 @@ import yaml
 
 from conftest import CRS
 from pipeline import io
-from test_bad_inputs import (GOOD_CONFIG, RUN, Project, _error_line, _hashes, _make_project, _merge,
+from test_bad_inputs import (GOOD_CONFIG, RUN, Project, _csv_fills_disk_at, _error_line, _hashes, _make_project, _merge,
                              in_process)  # noqa: F401  (in_process: a fixture)
 
 ORIGIN, SITE = "Nhamatanda Velha", "Bairro Novo Seguro"
@@ -267,27 +267,9 @@ def test_no_csv_or_spss_cell_runs_as_a_spreadsheet_formula(public_run):
 # ------------------------------------------------------------------------------ a failing AOI keeps its
 
 
-def _full_disk_at(target: Path):
-    tmp = io.part_path(target)
-
-    def full(path, content: bytes) -> None:
-        if Path(path) == tmp:
-            Path(path).write_bytes(content[:len(content) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-    return full
-
-
 def test_a_failing_aoi_keeps_its_exports_report_page_and_stac_items(project, in_process, monkeypatch):
     table = project.run_dir / "mine_a" / "events" / "baci.csv"
-    full = _full_disk_at(table)
-    to_csv = pd.DataFrame.to_csv
-
-    def to_csv_on_a_full_disk(self, path=None, *args, **kwargs):
-        if path is not None:
-            full(path, to_csv(self, None, *args, **kwargs).encode())
-        return to_csv(self, path, *args, **kwargs)
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv_on_a_full_disk)
+    _csv_fills_disk_at(monkeypatch, table)
     before = _hashes(project.run_dir)
     result = in_process("run", project.config(), "--force", "events")
     _error_line(result, "aoi 'mine_a'", f"disk full while writing {table}")
