@@ -877,14 +877,18 @@ class JobqueueConfig(Strict):
 
 class DaskConfig(Strict):
     scheduler: str | None = Field(None, description="address of an existing scheduler, e.g. tcp://host:8786")
-    cluster: Literal["local", "threads", "slurm", "pbs"] = Field(
-        "local", description="local: a local distributed cluster; threads: no cluster, one process; slurm/pbs: "
-                             "workers as batch jobs (dask-jobqueue, see `jobqueue`)"
+    cluster: Literal["auto", "threads", "local", "slurm", "pbs"] = Field(
+        "auto", description="auto: threads on this machine, unless n_workers or memory_limit ask for worker "
+                            "processes; threads: one process, a thread per core; local: a local distributed "
+                            "cluster of worker processes; slurm/pbs: workers as batch jobs (dask-jobqueue, see "
+                            "`jobqueue`)"
     )
-    n_workers: int = Field(2, ge=1, description="local cluster: worker processes")
+    n_workers: int | None = Field(None, ge=1, description="worker processes of a local cluster (default 2); set "
+                                                          "with cluster: auto, it asks for one")
     threads_per_worker: int = Field(1, ge=1, description="local cluster: threads per worker")
-    memory_limit: str = Field("4GiB", description="local cluster: memory per worker; the run's memory plan is "
-                                                  "checked against it before anything starts")
+    memory_limit: str | None = Field(None, description="memory per worker of a local cluster (default 4GiB); set "
+                                                       "with cluster: auto, it asks for one. The run's memory plan "
+                                                       "is checked against it before anything starts")
     parallel_aois: int | None = Field(None, ge=1, description="AOIs processed at the same time; default: one "
                                                               "per worker, at most 4")
     dashboard: bool = Field(True, description="local cluster: serve the Dask dashboard (link printed at start)")
@@ -892,9 +896,11 @@ class DaskConfig(Strict):
 
     @field_validator("memory_limit", mode="after")
     @classmethod
-    def _bytes(cls, value: str) -> str:
+    def _bytes(cls, value: str | None) -> str | None:
         from dask.utils import parse_bytes
 
+        if value is None:
+            return None
         try:
             parse_bytes(value)
         except ValueError:

@@ -163,6 +163,7 @@ def write_cog(
         "compress": "deflate",
         "predictor": 2 if values.dtype.kind in "iu" else 3,
         "blocksize": 256,
+        "num_threads": "ALL_CPUS",  # the blocks are compressed in parallel; the file is the same
         "overview_resampling": "nearest" if (colormap is not None if categorical is None else categorical)
         else "average",
     }

@@ -38,7 +38,7 @@ def test_demo_config_loads_and_resolves_paths_against_its_folder():
 def test_defaults_fill_a_minimal_config(tmp_path):
     config = load_config(_write(tmp_path, MINIMAL))
     assert config.video.size == (1920, 1080) and config.video.preset == "1080p"
-    assert config.dask.n_workers == 2 and config.classify.random_state == 42
+    assert config.dask.cluster == "auto" and config.dask.n_workers is None and config.classify.random_state == 42
     assert config.classify.training == tmp_path / "points.gpkg"
 
 

@@ -289,6 +289,7 @@ def filter_flicker(config: PipelineConfig, predicted: xr.Dataset) -> tuple[xr.Da
     filtered = temporal.remove_flicker(class_map, predicted["confidence"], min_confidence=settings.flicker_min_confidence,
                                        max_gap=settings.flicker_max_gap, end_confidence=settings.flicker_end_confidence,
                                        nodata=classify.UNCLASSIFIED)
+    (filtered,) = dask.persist(filtered)  # counted here, then written: the filter runs once
     changed = int((filtered != class_map).sum())
     report = {"method": settings.temporal_filter, "min_confidence": settings.flicker_min_confidence,
               "max_gap": settings.flicker_max_gap, "end_confidence": settings.flicker_end_confidence,

@@ -73,21 +73,22 @@ def check(job, scenes, cluster: ClusterInfo, *, items: dict | None = None) -> di
             "worker_need": format_bytes(need["worker_bytes"]), "worker_limit": format_bytes(cluster.worker_memory),
             "period_raster": format_bytes(need["period_bytes"])}
     usable = cluster.worker_memory * _USABLE
+    limit, more = (("this machine's memory", "run on a larger machine") if cluster.mode == "threads" else
+                   ("dask.memory_limit", "raise dask.memory_limit"))
     if need["period_bytes"] > usable:
         raise MemoryPlanError(
             f"aoi {job.aoi_id!r}: the run does not fit in memory: writing one period of the {shape[0]}x{shape[1]} px "
             f"grid ({n_layers} layers) needs ~{format_bytes(need['period_bytes'])} on a worker, a worker has "
-            f"{format_bytes(cluster.worker_memory)} (dask.memory_limit); raise dask.memory_limit, split the AOI or "
+            f"{format_bytes(cluster.worker_memory)} ({limit}); {more}, split the AOI or "
             "use a coarser ingest.grid.resolution")
     if need["task_bytes"] * threads > usable:
         per_pixel = max_dates * n_bands * _FLOAT * _WORKING_COPIES * threads
         fits = int(math.sqrt(usable / per_pixel)) // 64 * 64
-        fix = (f"lower ingest.chunk_size to {fits} or raise dask.memory_limit" if fits >= 64 else
-               f"raise dask.memory_limit to at least {format_bytes(int(per_pixel * 64 ** 2 / _USABLE))}"
-               " with ingest.chunk_size 64")
+        fix = (f"lower ingest.chunk_size to {fits} or {more}" if fits >= 64 else
+               f"{more} to at least {format_bytes(int(per_pixel * 64 ** 2 / _USABLE))} with ingest.chunk_size 64")
         raise MemoryPlanError(
             f"aoi {job.aoi_id!r}: the run does not fit in memory: a composite task needs ~"
             f"{format_bytes(need['task_bytes'] * threads)} per worker ({chunk[0]}x{chunk[1]} px chunks x {max_dates} "
             f"scenes in one period x {n_bands} bands x {threads} thread(s)), a worker has "
-            f"{format_bytes(cluster.worker_memory)} (dask.memory_limit); {fix}")
+            f"{format_bytes(cluster.worker_memory)} ({limit}); {fix}")
     return plan

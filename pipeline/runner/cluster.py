@@ -1,8 +1,15 @@
-"""Where the work runs: a local Dask cluster, an existing scheduler, an HPC batch cluster, or threads.
+"""Where the work runs: threads of this process, a local Dask cluster, an existing scheduler, an HPC batch cluster.
 
-    dask: {cluster: local, n_workers: 2, threads_per_worker: 1, memory_limit: 4GiB}    one machine
+    dask: {}                                                                        one machine: threads
+    dask: {cluster: local, n_workers: 2, threads_per_worker: 1, memory_limit: 4GiB}    worker processes
     dask: {scheduler: tcp://10.0.0.5:8786}                                          an existing cluster
     dask: {cluster: slurm, jobqueue: {jobs: 4, cores: 16, memory: 64GiB, ...}}      SLURM (PBS: cluster: pbs)
+
+On one machine the default (`cluster: auto`) is a thread per core in this process: GDAL, NumPy,
+bottleneck and scikit-learn release the GIL, and threads share the scenes without copying them between
+processes. Worker processes (`local`) isolate memory (a limit per worker, spilling to disk) and serve a
+dashboard; `auto` picks them when `n_workers` or `memory_limit` is set. `where_it_runs` says which was
+chosen and why; the run logs it and keeps it in the manifest.
 
 `dask_client` yields a `ClusterInfo`: what the run prints and records, and the memory each worker may
 use, against which the run's memory plan (`pipeline.budget`) is checked before any work starts.
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,9 +31,11 @@ from pipeline.config import DaskConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.runner.interrupt import closing_quietly_on_interrupt, ignoring_interrupts
 
-__all__ = ["ClusterInfo", "dask_client", "jobqueue_cluster"]
+__all__ = ["ClusterInfo", "dask_client", "jobqueue_cluster", "where_it_runs"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS, DEFAULT_WORKER_MEMORY = 2, "4GiB"  # a local cluster's, where the config sets none
 
 
 class SchedulerUnreachable(PipelineError):
@@ -41,20 +51,39 @@ class ClusterInfo:
     threads: int              # threads over all workers
     worker_memory: int        # bytes one worker may use
     dashboard: str | None = None
+    mode: str = "threads"     # threads | local | scheduler | slurm | pbs
+    reason: str = ""          # why this mode (cluster: auto chooses)
 
     def as_record(self) -> dict:
-        return {"description": self.description, "workers": self.workers, "threads": self.threads,
-                "worker_memory": format_bytes(self.worker_memory), "dashboard": self.dashboard}
+        return {"mode": self.mode, "reason": self.reason, "description": self.description, "workers": self.workers,
+                "threads": self.threads, "worker_memory": format_bytes(self.worker_memory),
+                "dashboard": self.dashboard}
+
+
+def where_it_runs(settings: DaskConfig, scheduler: str | None = None) -> tuple[str, str]:
+    """(mode, reason): `scheduler`, `slurm`, `pbs`, `local` (worker processes) or `threads`."""
+    if scheduler or settings.scheduler:
+        return "scheduler", "an existing scheduler was named (" + ("--scheduler" if scheduler else "dask.scheduler") + ")"
+    if settings.cluster != "auto":
+        return settings.cluster, f"dask.cluster: {settings.cluster}"
+    asked = [key for key in ("n_workers", "memory_limit") if getattr(settings, key) is not None]
+    if asked:
+        return "local", (f"cluster: auto with dask.{' and dask.'.join(asked)} set: worker processes, each with "
+                         "its own memory limit")
+    return "threads", ("cluster: auto on one machine: a thread per core in one process (the scenes are not "
+                       "copied between processes); set dask.n_workers or dask.memory_limit for worker processes")
 
 
 @contextlib.contextmanager
 def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[ClusterInfo]:
     """Run the block on Dask: an existing scheduler (address), a batch cluster, a local cluster, or threads."""
     address = scheduler or settings.scheduler
-    if address is None and settings.cluster == "threads":
+    mode, reason = where_it_runs(settings, scheduler)
+    if mode == "threads":
         threads = psutil.cpu_count() or 1
-        with dask.config.set(scheduler="threads"):
-            yield ClusterInfo("local threads (no cluster)", 1, threads, psutil.virtual_memory().total)
+        with dask.config.set(scheduler="threads", num_workers=threads), _cancelled_on_interrupt():
+            yield ClusterInfo(f"{threads} threads in this process (no cluster)", 1, threads,
+                              psutil.virtual_memory().total, mode=mode, reason=reason)
         return
     from distributed import Client, LocalCluster
 
@@ -73,7 +102,7 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
             threads = sum(w.get("nthreads", 1) for w in workers)
             with closing_quietly_on_interrupt(client):
                 yield ClusterInfo(f"Dask scheduler {address} ({len(workers)} workers, {threads} threads)",
-                                  len(workers), threads, memory, client.dashboard_link)
+                                  len(workers), threads, memory, client.dashboard_link, mode=mode, reason=reason)
         return
     if settings.cluster in ("slurm", "pbs"):
         with jobqueue_cluster(settings) as cluster, Client(cluster) as client:
@@ -86,18 +115,45 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
                 yield ClusterInfo(f"{settings.cluster.upper()} cluster: {jobs.jobs} jobs x {jobs.processes} "
                                   f"worker(s), {jobs.cores} cores and {jobs.memory} per job", workers,
                                   jobs.jobs * jobs.cores, parse_bytes(jobs.memory) // jobs.processes,
-                                  client.dashboard_link)
+                                  client.dashboard_link, mode=mode, reason=reason)
         return
+    workers, memory = settings.n_workers or DEFAULT_WORKERS, settings.memory_limit or DEFAULT_WORKER_MEMORY
     with ignoring_interrupts():  # workers that ignore Ctrl-C: the run closes them itself (runner.interrupt)
-        local = LocalCluster(n_workers=settings.n_workers, threads_per_worker=settings.threads_per_worker,
-                             memory_limit=settings.memory_limit, processes=True,
+        local = LocalCluster(n_workers=workers, threads_per_worker=settings.threads_per_worker,
+                             memory_limit=memory, processes=True,
                              dashboard_address=":0" if settings.dashboard else None,
                              silence_logs=logging.ERROR)
     with local as cluster, Client(cluster) as client, closing_quietly_on_interrupt(client):
-        yield ClusterInfo(f"local Dask cluster: {settings.n_workers} workers x {settings.threads_per_worker} "
-                          f"thread(s), {settings.memory_limit} each", settings.n_workers,
-                          settings.n_workers * settings.threads_per_worker, parse_bytes(settings.memory_limit),
-                          client.dashboard_link if settings.dashboard else None)
+        yield ClusterInfo(f"local Dask cluster: {workers} workers x {settings.threads_per_worker} "
+                          f"thread(s), {memory} each", workers, workers * settings.threads_per_worker,
+                          parse_bytes(memory), client.dashboard_link if settings.dashboard else None,
+                          mode=mode, reason=reason)
+
+
+class RunInterrupted(PipelineError):
+    """Ctrl-C stopped the run: the threads' remaining Dask work is not started."""
+
+    exit_code = 130
+
+
+@contextlib.contextmanager
+def _cancelled_on_interrupt() -> Iterator[None]:
+    """Around a run on threads: on Ctrl-C, every Dask computation of the run's threads stops before its
+    next task (a thread cannot be cancelled from outside, a computation can refuse to go on)."""
+    from dask.callbacks import Callback
+
+    interrupted = threading.Event()
+
+    def refuse(*_):
+        if interrupted.is_set():
+            raise RunInterrupted("interrupted")
+
+    with Callback(pretask=refuse):
+        try:
+            yield
+        except KeyboardInterrupt:
+            interrupted.set()
+            raise
 
 
 def jobqueue_cluster(settings: DaskConfig):

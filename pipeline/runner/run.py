@@ -184,7 +184,7 @@ def _run(config: PipelineConfig, aois: gpd.GeoDataFrame, scenes: list, points: g
         jobs = [replace(job, step=lambda stage, done, total, unit, aoi_id=job.aoi_id: step(aoi_id, stage, done, total,
                                                                                          unit)) for job in jobs]
     with dask_client(config.dask, scheduler) as cluster:
-        log.info("running on %s", cluster.description)
+        log.info("running on %s: %s", cluster.description, cluster.reason)
         if cluster.dashboard:
             log.info("Dask dashboard: %s", cluster.dashboard)
         manifest["cluster"] = cluster.as_record()

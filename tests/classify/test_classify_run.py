@@ -118,21 +118,22 @@ def test_a_labelled_sample_gives_error_adjusted_areas(demo_run, tmp_path):
         runner.validation_design(config, class_map, {}, out, "demo_mine")
 
 
-def test_one_worker_and_two_workers_write_byte_identical_class_maps(demo_run):
-    config = (demo_run / "config.yaml").read_text().replace("run_name: demo_small", "run_name: one_worker")
-    assert "n_workers: 2" in config
-    config = config.replace("n_workers: 2", "n_workers: 1")
+def test_threads_and_worker_processes_write_byte_identical_class_maps(demo_run):
+    config = (demo_run / "config.yaml").read_text().replace("run_name: demo_small", "run_name: two_workers")
+    assert "cluster: auto" in config
+    config = config.replace("cluster: auto", "cluster: local\n  n_workers: 2\n  memory_limit: 2GiB")
     # the CV's figures are not compared, only the maps of the model it leaves untouched: skip it to save time
     config = config.replace("training: data/training_points.gpkg", "training: data/training_points.gpkg\n  cv_folds: 0")
-    (demo_run / "one_worker.yaml").write_text(config)
-    result = midr("run", str(demo_run / "one_worker.yaml"))
+    (demo_run / "two_workers.yaml").write_text(config)
+    result = midr("run", str(demo_run / "two_workers.yaml"))
     assert result.returncode == 0, result.stderr
-    two, one = open_run(demo_run / "outputs" / "demo_small"), open_run(demo_run / "outputs" / "one_worker")
-    assert two.manifest["cluster"]["workers"] == 2 and one.manifest["cluster"]["workers"] == 1
-    for period in two.periods("demo_mine"):
+    threads, workers = open_run(demo_run / "outputs" / "demo_small"), open_run(demo_run / "outputs" / "two_workers")
+    assert threads.manifest["cluster"]["mode"] == "threads" and workers.manifest["cluster"]["mode"] == "local"
+    assert workers.manifest["cluster"]["workers"] == 2
+    for period in threads.periods("demo_mine"):
         for path in ("class_map", "confidence"):
-            first = getattr(two.layout, path)("demo_mine", period).read_bytes()
-            assert first == getattr(one.layout, path)("demo_mine", period).read_bytes(), (path, period)
+            first = getattr(threads.layout, path)("demo_mine", period).read_bytes()
+            assert first == getattr(workers.layout, path)("demo_mine", period).read_bytes(), (path, period)
 
 
 def test_a_labelled_change_sample_gives_error_adjusted_change_areas(demo_run, tmp_path):

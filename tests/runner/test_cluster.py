@@ -12,7 +12,7 @@ import pytest
 
 from conftest import midr
 from pipeline.runner import budget
-from pipeline.runner.cluster import jobqueue_cluster
+from pipeline.runner.cluster import jobqueue_cluster, where_it_runs
 from pipeline.config import DaskConfig
 
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -60,6 +60,32 @@ def test_a_run_uses_an_existing_scheduler_by_address(tmp_path, scene_files, aoi_
     assert (tmp_path / "outputs" / "tiny" / "mine_a" / "composites" / "2021.tif").is_file()
 
 
+def test_by_default_a_run_works_on_threads_of_one_process_and_says_why(tmp_path, scene_files, aoi_file):
+    result = midr("run", str(_tiny_config(tmp_path, scene_files, aoi_file)))
+    assert result.returncode == 0, result.stderr
+    cluster = json.loads((tmp_path / "outputs" / "tiny" / "manifest.json").read_text())["cluster"]
+    assert cluster["mode"] == "threads" and cluster["workers"] == 1 and cluster["threads"] >= 1
+    assert "cluster: auto on one machine" in cluster["reason"]
+    logged = " ".join(result.stderr.split())  # as the log shows it, without its line wrapping
+    assert f"running on {cluster['threads']} threads in this process (no cluster): cluster: auto" in logged
+    assert "Dask dashboard" not in result.stderr
+
+
+@pytest.mark.parametrize(("settings", "scheduler", "mode", "why"), [
+    ({}, None, "threads", "cluster: auto on one machine"),
+    ({"n_workers": 3}, None, "local", "dask.n_workers set"),
+    ({"memory_limit": "8GiB"}, None, "local", "dask.memory_limit set"),
+    ({"cluster": "local"}, None, "local", "dask.cluster: local"),
+    ({"cluster": "threads", "n_workers": 3}, None, "threads", "dask.cluster: threads"),
+    ({"cluster": "slurm"}, None, "slurm", "dask.cluster: slurm"),
+    ({"scheduler": "tcp://10.0.0.5:8786"}, None, "scheduler", "(dask.scheduler)"),
+    ({}, "tcp://10.0.0.5:8786", "scheduler", "(--scheduler)"),
+])
+def test_where_a_run_works_follows_the_config_and_says_why(settings, scheduler, mode, why):
+    chosen, reason = where_it_runs(DaskConfig(**settings), scheduler)
+    assert chosen == mode and why in reason
+
+
 def test_the_local_cluster_prints_its_dashboard_link(tmp_path, scene_files, aoi_file):
     config = _tiny_config(tmp_path, scene_files, aoi_file, dask="{n_workers: 1, memory_limit: 1GiB}")
     result = midr("run", str(config))
@@ -103,3 +129,37 @@ def test_the_memory_estimate_follows_chunks_and_scenes_per_period():
     assert denser["task_bytes"] == 4 * small["task_bytes"]  # more scenes in a period: more memory per task
     assert small["period_bytes"] == denser["period_bytes"] == 2000 * 2000 * 10 * 4 * 2  # not the series' length
     assert small["worker_bytes"] == max(small["task_bytes"], small["period_bytes"])
+
+
+def test_on_threads_ctrl_c_stops_the_dask_work_of_every_thread_before_its_next_task():
+    import threading
+
+    import dask
+
+    from pipeline.runner.cluster import RunInterrupted, dask_client
+
+    started = threading.Event()
+
+    def slow(i):
+        started.set()
+        time.sleep(0.05)
+        return i
+
+    tasks = [dask.delayed(slow)(i) for i in range(200)]  # 10 s of work on one thread, 5 s on two
+    outcome = []
+
+    def an_aoi():
+        try:
+            dask.compute(*tasks)
+            outcome.append("finished")
+        except RunInterrupted:
+            outcome.append("stopped")
+
+    aoi = threading.Thread(target=an_aoi)
+    with pytest.raises(KeyboardInterrupt), dask_client(DaskConfig()):
+        aoi.start()
+        assert started.wait(10)
+        raise KeyboardInterrupt  # as the main thread gets it from a Ctrl-C
+    stopping = time.monotonic()
+    aoi.join(10)
+    assert outcome == ["stopped"] and time.monotonic() - stopping < 1.0
