@@ -151,8 +151,7 @@ def run_config(data: DataSet, *, run_name: str, output_dir: Path, aoi_path: Path
         "events": {"path": str(data.events), "link": "spatial", "zone_radius_m": 600, "years_before": 2,
                    "years_after": 2, "control_inner_m": 4000, "control_outer_m": 7000, "block_size_m": 150},
         "video": {**VIDEO, **(video or {})},
-        "dask": {"cluster": "local", "n_workers": 2, "threads_per_worker": 1, "memory_limit": "4GiB",
-                 **(dask or {})},
+        "dask": {"dashboard": False, **(dask or {})},  # as configs/demo.yaml: cluster auto
     }
 
 

@@ -1,7 +1,7 @@
 """The same work by midr-pipeline (lazy, Dask), a plain eager script and eo-learn: time, memory, agreement.
 
     .venv/bin/python benchmarks/compare_eager.py [--size 1000] [--dates 20] [--years 5]
-                                                 [--only pipeline,pipeline_threads,eager,eolearn]
+                                                 [--only pipeline,pipeline_processes,eager,eolearn]
                                                  [--repeat 1] [--keep DIR]
     (eo-learn needs its venv first: bash benchmarks/eolearn/setup.sh)
 
@@ -13,12 +13,13 @@ the features of the generator's labelled points in every scene of their year) an
 every contender loads that file (same scikit-learn version in both venvs).
 
 Contenders, each a subprocess whose whole process tree is sampled for memory (RSS every 0.2 s, PSS every 1 s):
-  pipeline  benchmarks/pipeline_script.py: the pipeline's own functions (sources.aoi_stack, preprocess.
-            spectral_indices, classify.predict_class_map, io.write_cog), lazily on a local Dask cluster of
-            --workers processes x 1 thread, as `midr run` runs. Not `midr run` itself: that makes yearly
-            composites, validation, change, events and a video, which the others do not do.
-  pipeline_threads  the same script and graph on a thread pool of --workers threads in one process
-            (`dask: {cluster: threads}`): the difference to `pipeline` is the cost of the cluster.
+  pipeline  benchmarks/pipeline_script.py: the pipeline's own functions (sources.aoi_stack, composite.
+            spectral_indices, classify.predict_class_map, io.write_cog), lazily on Dask where the default
+            config runs (`dask: {}`, cluster: auto: a thread per core in one process). Not `midr run`
+            itself: that makes yearly composites, validation, change, events and a video, which the
+            others do not do.
+  pipeline_processes  the same script and graph on a local Dask cluster of --workers processes x 1
+            thread (`dask: {cluster: local}`): the difference to `pipeline` is the cost of the processes.
   eager     benchmarks/eager_script.py: rioxarray + NumPy + scikit-learn, all scenes in memory, predict with
             n_jobs=-1, rasterio COG driver.
   eolearn   benchmarks/eolearn/eolearn_workflow.py in build/eolearn-venv: EOPatches (--patches grid) on an
@@ -111,7 +112,7 @@ def write_scene_aoi(data: DataSet, path: Path) -> Path:
 # ------------------------------------------------------------------------------------ contenders
 
 
-CONTENDERS = ("pipeline", "pipeline_threads", "eager", "eolearn")
+CONTENDERS = ("pipeline", "pipeline_processes", "eager", "eolearn")
 
 
 def commands(name: str, data: DataSet, aoi: Path, model: Path, out: Path, args) -> list:
@@ -119,7 +120,7 @@ def commands(name: str, data: DataSet, aoi: Path, model: Path, out: Path, args) 
     if name.startswith("pipeline"):
         return [sys.executable, BENCH / "pipeline_script.py", "--scenes", scenes, "--aoi", aoi, "--model", model,
                 "--out", out, "--workers", args.workers, "--chunk", args.chunk,
-                "--scheduler", "threads" if name == "pipeline_threads" else "local"]
+                "--cluster", "local" if name == "pipeline_processes" else "auto"]
     if name == "eager":
         return [sys.executable, BENCH / "eager_script.py", "--scenes", scenes, "--model", model, "--out", out]
     return [args.eolearn_python, BENCH / "eolearn" / "eolearn_workflow.py", "--scenes", scenes, "--model", model,

@@ -1,7 +1,7 @@
 """compare_eager.py's contender (a): the work done with midr-pipeline's own functions, lazily on Dask.
 
     .venv/bin/python benchmarks/pipeline_script.py --scenes 'DIR/demo_*.tif' --aoi AOI --model MODEL --out DIR
-                                                   [--scheduler local|threads] [--workers 2] [--threads 1]
+                                                   [--cluster auto|local] [--workers 2] [--threads 1]
                                                    [--chunk 512]
 
 Per scene (date): the pipeline's ingest (`sources.list_sources` + `sources.aoi_stack`: reflectance
@@ -9,10 +9,10 @@ x 1e-4 as float32, NaN where nodata or where the mask band says cloud/shadow), N
 (`composite.spectral_indices`), the class of every pixel from the saved random forest
 (`models.load_model` + `classify.feature_stack` + `classify.predict_class_map`, block by block on the
 workers), and one COG per date for the class map and for NDVI (`io.write_cog`). The graph runs once
-(every write in one `dask.compute`, so each scene is read once) on a local distributed cluster of
---workers processes x --threads threads, as `midr run` uses; each COG is written on the worker that
-computed it, as in `midr run`. `--scheduler threads` runs the same graph on a thread pool in this process
-instead (`dask: {cluster: threads}`), to tell the cost of the cluster from the cost of the work.
+(every write in one `dask.compute`, so each scene is read once) where `midr run` would run it, set up by
+the runner's own `dask_client`: `--cluster auto` (the default config, `dask: {}`: a thread per core in
+this process), or `--cluster local` (`dask: {cluster: local}`: --workers processes x --threads threads,
+each COG written on the worker that computed it).
 
 Prints one JSON line: the seconds of each phase.
 """
@@ -20,11 +20,8 @@ Prints one JSON line: the seconds of each phase.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,32 +31,15 @@ COLOURS = {1: (31, 120, 180, 255), 2: (51, 160, 44, 255), 3: (178, 223, 138, 255
            5: (227, 26, 28, 255), 6: (140, 109, 49, 255)}
 
 
-@contextlib.contextmanager
-def _scheduler(kind: str, workers: int, threads: int) -> Iterator[None]:
-    """Where the graph runs, as `midr run` sets it up: `local` (dask: {cluster: local}) a local distributed
-    cluster of worker processes; `threads` (dask: {cluster: threads}) this process's thread pool."""
-    if kind == "threads":
-        import dask
-
-        with dask.config.set(scheduler="threads", num_workers=workers * threads):
-            yield
-        return
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=workers, threads_per_worker=threads, memory_limit="4GiB", processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster):
-        yield
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", required=True, help="glob of the scene GeoTIFFs")
     parser.add_argument("--aoi", type=Path, required=True, help="AOI file (one polygon, aoi_id)")
     parser.add_argument("--model", type=Path, required=True, help="skops file of the fitted model")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--scheduler", choices=["local", "threads"], default="local",
-                        help="local: a local distributed cluster (midr run's default); threads: a thread pool")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (threads: workers x threads)")
+    parser.add_argument("--cluster", choices=["auto", "local"], default="auto",
+                        help="auto: midr run's default (threads of this process); local: worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="local: worker processes")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=512)
     args = parser.parse_args()
@@ -69,11 +49,14 @@ def main() -> None:
     from pipeline import classify, composite, io
     from pipeline.classify import models
     from pipeline.ingest import read_aois, sources
-    from pipeline.config import CloudMaskConfig, GridConfig, IngestConfig
+    from pipeline.config import CloudMaskConfig, DaskConfig, GridConfig, IngestConfig
+    from pipeline.runner.cluster import dask_client
 
     phases, start = {}, time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    with _scheduler(args.scheduler, args.workers, args.threads):
+    settings = (DaskConfig() if args.cluster == "auto" else
+                DaskConfig(cluster="local", n_workers=args.workers, threads_per_worker=args.threads, dashboard=False))
+    with dask_client(settings):
         phases["cluster_start"] = time.perf_counter() - start
         mark = time.perf_counter()
         ingest = IngestConfig(scenes=args.scenes, scale=1e-4, nodata=0, grid=GridConfig(crs="native"),
@@ -101,7 +84,7 @@ def main() -> None:
                                                      band_names=["ndvi"], nodata=np.nan))
         dask.compute(*writes)
         phases["compute_and_write"] = time.perf_counter() - mark
-    print(json.dumps({"contender": f"pipeline ({args.scheduler})", "dates": int(scenes.sizes["time"]),
+    print(json.dumps({"contender": f"pipeline ({args.cluster})", "dates": int(scenes.sizes["time"]),
                       "phases": {k: round(v, 2) for k, v in phases.items()}}))
 
 

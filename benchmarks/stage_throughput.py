@@ -1,7 +1,8 @@
 """Seconds, throughput and peak memory of each stage of `midr run` on a synthetic AOI of any size.
 
     .venv/bin/python benchmarks/stage_throughput.py [--size 1000] [--dates 20] [--years 5]
-                                                    [--workers 2] [--threads 1] [--keep DIR]
+                                                    [--cluster auto|local] [--workers 2] [--threads 1]
+                                                    [--keep DIR]
 
 Generates (once, cached in build/benchmarks/) the demo's synthetic mine landscape at --size x --size
 pixels of 30 m with --dates scenes over --years years (pipeline.demo's generator: 7-band uint16 deflate
@@ -68,8 +69,10 @@ def main() -> None:
     parser.add_argument("--dates", type=int, default=20, help="scenes in the series (a multiple of --years)")
     parser.add_argument("--years", type=int, default=5, help="calendar years = periods")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--workers", type=int, default=2, help="dask.n_workers of the run")
-    parser.add_argument("--threads", type=int, default=1, help="dask.threads_per_worker of the run")
+    parser.add_argument("--cluster", choices=["auto", "local"], default="auto",
+                        help="dask.cluster of the run: auto (the default: threads of one process) or local")
+    parser.add_argument("--workers", type=int, default=2, help="local: dask.n_workers of the run")
+    parser.add_argument("--threads", type=int, default=1, help="local: dask.threads_per_worker of the run")
     parser.add_argument("--keep", type=Path, default=None, help="write the run's outputs here and keep them")
     args = parser.parse_args()
 
@@ -78,10 +81,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="midr-throughput-") as tmp:
         out = args.keep or Path(tmp)
         config = run_config(data, run_name="throughput", output_dir=out,
-                            dask={"n_workers": args.workers, "threads_per_worker": args.threads})
+                            dask={} if args.cluster == "auto" else
+                            {"cluster": "local", "n_workers": args.workers, "threads_per_worker": args.threads})
         config_path = write_config(config, out / "throughput.yaml")
         print(f"running the pipeline on {args.size} x {args.size} px, {args.dates} dates, {args.years} years "
-              f"({args.workers} workers x {args.threads} thread) ...", flush=True)
+              f"(dask.cluster {args.cluster}) ...", flush=True)
         manifest_path = out / "throughput" / "manifest.json"
         run = measure([sys.executable, ROOT / "benchmarks" / "_midr_run.py", config_path])
         run.check_run("the run", manifest_path)

@@ -149,7 +149,19 @@ def interpolate_gaps(values: np.ndarray, *, cyclic: bool) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float32)
     n = values.shape[-1]
-    series = np.ascontiguousarray(values.reshape(-1, n).T)            # (n, pixels)
+    flat = values.reshape(-1, n)
+    filled = np.empty_like(flat)
+    for start in range(0, len(flat), _PIXELS_AT_ONCE):  # small slices: the temporaries stay in the caches
+        filled[start:start + _PIXELS_AT_ONCE] = _interpolate(flat[start:start + _PIXELS_AT_ONCE], cyclic=cyclic)
+    return filled.reshape(values.shape)
+
+
+_PIXELS_AT_ONCE = 16384  # 2x faster than a whole 512 x 512 x 4-period block at once
+
+
+def _interpolate(flat: np.ndarray, *, cyclic: bool) -> np.ndarray:
+    """(pixels, n) float32 -> (pixels, n) float32, gaps filled (`interpolate_gaps`)."""
+    series = np.ascontiguousarray(flat.T)            # (n, pixels)
     before, d_before = _last_value(series, cyclic=cyclic)
     after, d_after = (a[::-1] for a in _last_value(series[::-1], cyclic=cyclic))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -157,7 +169,7 @@ def interpolate_gaps(values: np.ndarray, *, cyclic: bool) -> np.ndarray:
     has_before, has_after = np.isfinite(d_before), np.isfinite(d_after)
     filled = np.where(has_before & has_after, between, np.where(has_before, before, after))
     filled = np.where(np.isnan(series), filled, series)
-    return np.ascontiguousarray(filled.T).reshape(values.shape).astype(np.float32, copy=False)
+    return filled.T.astype(np.float32, copy=False)
 
 
 def _last_value(series: np.ndarray, *, cyclic: bool) -> tuple[np.ndarray, np.ndarray]:
