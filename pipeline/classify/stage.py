@@ -77,8 +77,12 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: dict[str, list[s
     per_period = 2 if config.classify.confidence else 1
     total = per_period * len(periods)
     job.report("classify", 0, total, "maps")
-    for start in range(0, len(periods), job.batch):
-        batch = periods[start:start + job.batch]
+    # features whose blocks hold every period (sub-period gaps filled across periods): predicted for all at
+    # once, as a batch of some periods would predict every period again
+    chunks = predicted["class_map"].chunks
+    at_once = len(periods) if chunks and max(chunks[0]) > 1 else job.batch
+    for start in range(0, len(periods), at_once):
+        batch = periods[start:start + at_once]
         tasks = [dask.delayed(io.write_period_cog)(predicted["class_map"].sel(period=p.id), out.class_map(aoi_id, p.id),
                                                    band_names=["class"], nodata=classify.UNCLASSIFIED, colormap=colours,
                                                    tags=period_tags(p))
@@ -314,7 +318,8 @@ def _write_cleaned(job: AoiJob, class_map: xr.DataArray, periods: list[Period], 
     config, aoi_id, out = job.config, job.aoi_id, job.out
     settings = config.classify
     (class_map,) = dask.persist(class_map)  # every period of a pixel is needed to fill it: read the maps once
-    cleaned, flags = clean_class_maps(config, class_map)
+    # cleaned once for all periods (uint8, as small as the maps), not once per batch of periods written
+    cleaned, flags = dask.persist(*clean_class_maps(config, class_map))
     flag_colours = {0: (240, 240, 240, 255), cleaning.FILLED: (255, 127, 0, 255), cleaning.SIEVED: (106, 61, 154, 255),
                     cleaning.FILLED | cleaning.SIEVED: (227, 26, 28, 255)}
     counts = []

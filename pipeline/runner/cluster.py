@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -81,7 +80,7 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
     mode, reason = where_it_runs(settings, scheduler)
     if mode == "threads":
         threads = psutil.cpu_count() or 1
-        with dask.config.set(scheduler="threads", num_workers=threads), _cancelled_on_interrupt():
+        with dask.config.set(scheduler="threads", num_workers=threads):
             yield ClusterInfo(f"{threads} threads in this process (no cluster)", 1, threads,
                               psutil.virtual_memory().total, mode=mode, reason=reason)
         return
@@ -128,32 +127,6 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
                           f"thread(s), {memory} each", workers, workers * settings.threads_per_worker,
                           parse_bytes(memory), client.dashboard_link if settings.dashboard else None,
                           mode=mode, reason=reason)
-
-
-class RunInterrupted(PipelineError):
-    """Ctrl-C stopped the run: the threads' remaining Dask work is not started."""
-
-    exit_code = 130
-
-
-@contextlib.contextmanager
-def _cancelled_on_interrupt() -> Iterator[None]:
-    """Around a run on threads: on Ctrl-C, every Dask computation of the run's threads stops before its
-    next task (a thread cannot be cancelled from outside, a computation can refuse to go on)."""
-    from dask.callbacks import Callback
-
-    interrupted = threading.Event()
-
-    def refuse(*_):
-        if interrupted.is_set():
-            raise RunInterrupted("interrupted")
-
-    with Callback(pretask=refuse):
-        try:
-            yield
-        except KeyboardInterrupt:
-            interrupted.set()
-            raise
 
 
 def jobqueue_cluster(settings: DaskConfig):

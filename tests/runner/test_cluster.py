@@ -130,36 +130,3 @@ def test_the_memory_estimate_follows_chunks_and_scenes_per_period():
     assert small["period_bytes"] == denser["period_bytes"] == 2000 * 2000 * 10 * 4 * 2  # not the series' length
     assert small["worker_bytes"] == max(small["task_bytes"], small["period_bytes"])
 
-
-def test_on_threads_ctrl_c_stops_the_dask_work_of_every_thread_before_its_next_task():
-    import threading
-
-    import dask
-
-    from pipeline.runner.cluster import RunInterrupted, dask_client
-
-    started = threading.Event()
-
-    def slow(i):
-        started.set()
-        time.sleep(0.05)
-        return i
-
-    tasks = [dask.delayed(slow)(i) for i in range(200)]  # 10 s of work on one thread, 5 s on two
-    outcome = []
-
-    def an_aoi():
-        try:
-            dask.compute(*tasks)
-            outcome.append("finished")
-        except RunInterrupted:
-            outcome.append("stopped")
-
-    aoi = threading.Thread(target=an_aoi)
-    with pytest.raises(KeyboardInterrupt), dask_client(DaskConfig()):
-        aoi.start()
-        assert started.wait(10)
-        raise KeyboardInterrupt  # as the main thread gets it from a Ctrl-C
-    stopping = time.monotonic()
-    aoi.join(10)
-    assert outcome == ["stopped"] and time.monotonic() - stopping < 1.0
