@@ -41,6 +41,8 @@ def draw_chart_base(draw: ImageDraw.ImageDraw, box: Box, sizes: Sizes,
         title = "Share of mapped area (%)" if mode == "area" else f"Share change since {first_label} (pp)"
     else:
         title = "Area by class (ha)" if mode == "area" else f"Area change since {first_label} (ha)"
+    if mode == "change" and text_width(title_font, title) > width:  # a narrow chart: the unit, not an ellipsis
+        title = f"Change since {first_label} ({'pp' if unit == '%' else 'ha'})"
     draw.text((left, top - sizes.gap), fit_text(title, title_font, width), font=title_font,
               fill=TEXT_RGB, anchor="ld")
     colours = {e.code: e.rgb for e in legend}
