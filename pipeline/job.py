@@ -41,32 +41,30 @@ class AoiJob:
             self.step(stage, done, total, unit)
 
 
-def compute_with_progress(tasks: Sequence, on_done: Callable[[int], None] | None = None, *,
-                          also: Sequence = ()) -> list:
-    """`dask.compute(*tasks, *also)`, calling `on_done(n)` each time one more of the `tasks` has finished.
+def compute_with_progress(tasks: Sequence, on_done: Callable[[int], None] | None = None) -> list:
+    """`dask.compute(*tasks)`, calling `on_done(n)` each time one more of the tasks has finished.
 
-    One graph: what `tasks` and `also` share (the scenes a composite and a scene check read) is computed
-    once. On a distributed client the tasks run as futures and are counted as they complete; on a local
-    scheduler (threads, or none) a Dask callback counts them. Returns the results in the order of
-    `tasks`, then of `also`."""
-    tasks, also = list(tasks), list(also)
+    On a distributed client the tasks run as futures (one graph: shared inputs are read once) and are
+    counted as they complete; on a local scheduler (threads, or none) a Dask callback counts them.
+    Returns the results in the order of `tasks`."""
+    tasks = list(tasks)
     if on_done is None or not tasks:
-        return list(dask.compute(*tasks, *also))
+        return list(dask.compute(*tasks))
     client = _distributed_client()
     if client is not None:
         from distributed import as_completed
 
-        futures = client.compute(tasks + also)
-        for count, _ in enumerate(as_completed(futures[:len(tasks)]), start=1):
+        futures = client.compute(tasks)
+        for count, _ in enumerate(as_completed(futures), start=1):
             on_done(count)
         results = client.gather(futures)
         for future in futures:
             future.release()
         return list(results)
-    return _compute_locally(tasks, also, on_done)
+    return _compute_locally(tasks, on_done)
 
 
-def _compute_locally(tasks: list, also: list, on_done: Callable[[int], None]) -> list:
+def _compute_locally(tasks: list, on_done: Callable[[int], None]) -> list:
     from dask.callbacks import Callback
 
     keys = {task.key for task in tasks}
@@ -79,7 +77,7 @@ def _compute_locally(tasks: list, also: list, on_done: Callable[[int], None]) ->
                 on_done(len(finished))
 
     with _Count():
-        results = dask.compute(*tasks, *also)
+        results = dask.compute(*tasks)
     if len(finished) < len(tasks):  # keys renamed by optimisation: say the batch is done
         on_done(len(tasks))
     return list(results)

@@ -35,28 +35,3 @@ def test_a_distributed_client_counts_each_future_as_it_completes():
 def test_without_a_callback_it_is_dask_compute():
     assert compute_with_progress(_tasks(2)) == [10, 11] and compute_with_progress([]) == []
 
-
-@pytest.mark.parametrize("where", ["threads", "distributed"])
-def test_what_is_computed_alongside_comes_last_shares_the_inputs_and_is_not_counted(where):
-    calls: list[int] = []
-
-    def read():  # a scene read: wanted by the tasks and by the check computed with them
-        calls.append(1)
-        return 10
-
-    scene = dask.delayed(read, pure=True)()
-    tasks = [dask.delayed(lambda x, i: x + i)(scene, i) for i in range(3)]
-    check = dask.delayed(lambda x: x > 0)(scene)
-    seen: list[int] = []
-    if where == "threads":
-        with dask.config.set(scheduler="threads"):
-            results = compute_with_progress(tasks, seen.append, also=[check])
-    else:
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
-                Client(cluster):
-            results = compute_with_progress(tasks, seen.append, also=[check])
-    assert results == [10, 11, 12, True] and seen == [1, 2, 3]
-    if where == "threads":  # (a distributed worker runs a copy of `read`: its calls are not seen here)
-        assert len(calls) == 1

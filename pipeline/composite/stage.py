@@ -23,7 +23,7 @@ from pipeline.composite.periods import Period, make_periods, period_coords, scen
 from pipeline.composite.phenology import metric_names, period_phenology, sub_period_names
 from pipeline.config import CompositeConfig, PipelineConfig
 from pipeline.errors import InputError
-from pipeline.ingest import kept_scenes, scenes_with_data
+from pipeline.ingest import drop_empty_scenes
 from pipeline.ingest.sources import aoi_stack
 from pipeline.job import AoiJob, compute_with_progress
 from pipeline.results import OutputLayout
@@ -63,7 +63,7 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     if outside:
         log.info("aoi %s: %d of %d acquisitions fall outside every period (composite.period: %s) and are not used",
                  aoi_id, outside, listed, settings.period)
-    has_data = scenes_with_data(stack)  # computed with the composites: every scene is read once
+    stack = drop_empty_scenes(stack, aoi_id=aoi_id)
     clear = cloud_mask(stack, mask_values=config.cloud_mask.mask_values)
     method = "first" if settings.period == "scene" else settings.method
     times = stack["time"].values
@@ -86,18 +86,14 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     for period in skipped:  # every scene of the period was empty (or a window holds no acquisition)
         log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
     job.report("composite", 0, len(candidates), "periods")
-    seen, found = np.zeros(listed, bool), np.zeros(listed, bool)
     for start in range(0, len(candidates), job.batch):
         batch = candidates[start:start + job.batch]
-        new = np.setdiff1d(np.concatenate([scene_indices(times, p) for p in batch]), np.flatnonzero(seen))
-        *written, found[new] = compute_with_progress([
+        written = compute_with_progress([
             dask.delayed(io.write_period_cog)(composites[layers].sel(period=p.id).to_dataarray("band").astype("float32"),
                                               out.composite(aoi_id, p.id), band_names=layers, nodata=np.nan,
                                               tags=period_tags(p), skip_empty=True,
                                               colour_interpretation=io.rgb_colour_interpretation(layers))
-            for p in batch], lambda n, start=start: job.report("composite", start + n, len(candidates), "periods"),
-            also=[has_data[new]])
-        seen[new] = True
+            for p in batch], lambda n, start=start: job.report("composite", start + n, len(candidates), "periods"))
         for period, path in zip(batch, written):
             if path is None:
                 log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
@@ -105,22 +101,19 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
                 continue
             io.note_written(path)
             written_periods.append(period)
-    used = np.flatnonzero(seen)
-    used = used[kept_scenes(stack.isel(time=used), found[used], aoi_id=aoi_id)]  # logs the empty scenes
     if not written_periods:
         raise InputError(f"aoi {aoi_id!r}: no period has a clear pixel (periods {_ids(listed_periods)}; every "
                          "scene is clouded or empty over the AOI)")
     stamps = pd.to_datetime(times)
-    return {"scenes": len(used), "dropped_empty": int(seen.sum() - len(used)),
-            "scene_ids": [str(s) for s in stack["scene_id"].values[used]] if "scene_id" in stack.coords else [],
-            "dates": [stamps[i].strftime("%Y-%m-%d") for i in used],
+    return {"scenes": int(stack.sizes["time"]), "dropped_empty": int(listed - stack.sizes["time"]),
+            "scene_ids": [str(s) for s in stack["scene_id"].values] if "scene_id" in stack.coords else [],
+            "dates": [t.strftime("%Y-%m-%d") for t in stamps],
             "shape": [int(stack.sizes["y"]), int(stack.sizes["x"])], "crs": str(stack.rio.crs),
             "variables": [str(v) for v in stack.data_vars], "layers": layers, "feature_groups": groups,
             "period_kind": settings.period,
             "periods": [p.id for p in written_periods],
             "period_records": [p.as_record() for p in written_periods],
-            "period_scenes": {p.id: [stamps[i].isoformat() for i in scene_indices(times, p) if found[i]]
-                              for p in written_periods},
+            "period_scenes": {p.id: [stamps[i].isoformat() for i in scene_indices(times, p)] for p in written_periods},
             "skipped_periods": sorted(p.id for p in skipped)}
 
 

@@ -35,7 +35,7 @@ from pipeline.ingest.scenes import SceneFiles
 from pipeline.ingest.sensors import HARMONISATION, MASK_CODES, MASK_NODATA, SensorProfile
 
 __all__ = ["aoi_mask", "apply_mask_classes", "check_bands", "drop_empty_scenes", "files_stack", "items_stack",
-           "kept_scenes", "merge_sources", "scene_stack", "scenes_with_data"]
+           "merge_sources", "scene_stack"]
 
 log = logging.getLogger(__name__)
 
@@ -327,30 +327,19 @@ def aoi_mask(grid: xr.Dataset | xr.DataArray, aoi: gpd.GeoSeries) -> xr.DataArra
 def drop_empty_scenes(stack: xr.Dataset, *, aoi_id: str = "") -> xr.Dataset:
     """The stack without scenes that have no valid pixel in the AOI (each dropped one is logged).
 
-    This reads the stack once (a (time,) reduction); the composite stage finds them within its own pass
-    instead (`scenes_with_data` computed with the composites, then `kept_scenes`).
+    This reads the stack once (a (time,) reduction); call it where that read is wanted.
     """
-    (has_data,) = dask.compute(scenes_with_data(stack))
-    return stack.isel(time=kept_scenes(stack, has_data, aoi_id=aoi_id))
-
-
-def scenes_with_data(stack: xr.Dataset):
-    """(time,) booleans, lazy on a lazy stack: whether each scene has a valid pixel of any variable."""
-    valid = xr.concat([v.notnull().any(("y", "x")) for v in stack.data_vars.values()], "variable").any("variable")
-    return valid.data
-
-
-def kept_scenes(stack: xr.Dataset, has_data, *, aoi_id: str = "") -> np.ndarray:
-    """The indices of the scenes with data (`scenes_with_data`, computed); each other scene is logged as
-    dropped. InputError naming the AOI if none has data."""
-    keep = np.asarray(has_data, bool)
+    valid = xr.concat([v.notnull().any(("y", "x")) for v in stack.data_vars.values()], "variable").any(
+        "variable")
+    (keep,) = dask.compute(valid.values if not dask.is_dask_collection(valid) else valid.data)
+    keep = np.asarray(keep, bool)
     for i in np.flatnonzero(~keep):
         log.warning("aoi %r: scene %s (%s) has no clear pixel in the AOI; dropped", aoi_id,
                     stack["scene_id"].values[i] if "scene_id" in stack.coords else i,
                     pd.Timestamp(stack["time"].values[i]).isoformat())
     if not keep.any():
         raise InputError(f"aoi {aoi_id!r}: every scene is nodata or masked inside the AOI")
-    return np.flatnonzero(keep)
+    return stack.isel(time=np.flatnonzero(keep))
 
 
 def _scene_time(when: datetime) -> pd.Timestamp:

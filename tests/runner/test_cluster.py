@@ -129,4 +129,3 @@ def test_the_memory_estimate_follows_chunks_and_scenes_per_period():
     assert denser["task_bytes"] == 4 * small["task_bytes"]  # more scenes in a period: more memory per task
     assert small["period_bytes"] == denser["period_bytes"] == 2000 * 2000 * 10 * 4 * 2  # not the series' length
     assert small["worker_bytes"] == max(small["task_bytes"], small["period_bytes"])
-
