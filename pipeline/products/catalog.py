@@ -227,21 +227,19 @@ def _item(run: RunOutputs, aoi_id: str, row, *, classified: bool) -> pystac.Item
     names = _raster_fields(composite, path, data_type=DataType.FLOAT32, nodata="nan")
     EOExtension.ext(composite, add_if_missing=True).apply(bands=[_eo_band(name) for name in names])
     if classified:
-        path = layout.class_map(aoi_id, period)
-        class_map = _raster_asset(path, title=f"Land-cover classes {period}", roles=["data", "classification"],
-                                  description="class code per pixel; 255 = nodata (not classified)")
-        item.add_asset("class_map", class_map)
-        _raster_fields(class_map, path, data_type=DataType.UINT8, nodata=_CLASS_NODATA)
-        ClassificationExtension.ext(class_map, add_if_missing=True).apply(classes=_classes(run.classes))
+        def add_class_map(key: str, path: Path, title: str, description: str) -> None:
+            asset = _raster_asset(path, title=title, roles=["data", "classification"], description=description)
+            item.add_asset(key, asset)
+            _raster_fields(asset, path, data_type=DataType.UINT8, nodata=_CLASS_NODATA)
+            ClassificationExtension.ext(asset, add_if_missing=True).apply(classes=_classes(run.classes))
+
+        add_class_map("class_map", layout.class_map(aoi_id, period), f"Land-cover classes {period}",
+                      "class code per pixel; 255 = nodata (not classified)")
         path = layout.cleaned_class_map(aoi_id, period)
         if path.exists():
-            cleaned = _raster_asset(path, title=f"Land-cover classes {period}, cleaned", roles=["data", "classification"],
-                                    description="class code per pixel, gap-filled from the nearest observed periods "
-                                                "and with the minimum mapping unit applied (what the run's tables "
-                                                "count); 255 = nodata")
-            item.add_asset("class_map_cleaned", cleaned)
-            _raster_fields(cleaned, path, data_type=DataType.UINT8, nodata=_CLASS_NODATA)
-            ClassificationExtension.ext(cleaned, add_if_missing=True).apply(classes=_classes(run.classes))
+            add_class_map("class_map_cleaned", path, f"Land-cover classes {period}, cleaned",
+                          "class code per pixel, gap-filled from the nearest observed periods and with the minimum "
+                          "mapping unit applied (what the run's tables count); 255 = nodata")
         path = layout.cleaning(aoi_id, period)
         if path.exists():
             flags = _raster_asset(path, title=f"Cleaning {period}", roles=["metadata", "quality"],
