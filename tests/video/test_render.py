@@ -469,3 +469,18 @@ def test_a_thumbnail_sized_frame_shows_the_maps_only():
     frame = render_frame(scene, FrameSpec(None, 1, 1, 0.0, ()))
     assert frame.shape == (64, 64, 3)
     assert scene.chart_plot is None and scene.layout.legend_box is None and scene.captions == ()
+
+
+@pytest.mark.parametrize(("width", "expected"), [(900, "Area change since 2008 (ha)"), (120, "Change since 2008 (ha)")])
+def test_a_narrow_chart_keeps_the_unit_of_its_title_instead_of_an_ellipsis(monkeypatch, width, expected):
+    from PIL import Image, ImageDraw
+
+    from pipeline.video import chart
+
+    titles = []
+    fit = chart.fit_text
+    monkeypatch.setattr(chart, "fit_text", lambda text, font, max_width: titles.append(text) or fit(text, font, max_width))
+    draw = ImageDraw.Draw(Image.new("RGB", (1000, 400)))
+    chart.draw_chart_base(draw, (20, 60, width, 200), Sizes.for_size(1280, 720), LEGEND, {1: [10.0, 12.0]},
+                          [10.0, 12.0], 2, [], "change", "2008")
+    assert titles[0] == expected
