@@ -147,7 +147,7 @@ def run_config(data: DataSet, *, run_name: str, output_dir: Path, aoi_path: Path
         "composite": {"period": "year", "method": "median", "indices": ["ndvi", "ndwi", "ndbi"],
                       "min_clear_scenes": 1 if data.dates // len(data.years) < 3 else 2},
         "classify": {"training": str(data.training_points), "class_field": "class_code", "period_field": "year",
-                     "n_estimators": 100, "random_state": 42},
+                     "n_estimators": 50, "max_depth": 16, "random_state": 42},
         "events": {"path": str(data.events), "link": "spatial", "zone_radius_m": 600, "years_before": 2,
                    "years_after": 2, "control_inner_m": 4000, "control_outer_m": 7000, "block_size_m": 150},
         "video": {**VIDEO, **(video or {})},

@@ -7,7 +7,7 @@
 Generates (once, cached in build/benchmarks/) the demo's synthetic mine landscape at --size x --size
 pixels of 30 m with --dates scenes over --years years (pipeline.demo's generator: 7-band uint16 deflate
 GeoTIFFs, clouds, labelled points, one resettlement event), writes a config with the demo's settings
-(configs/demo.yaml: median composites + 3 indices + NDVI range, random forest of 100 trees, spatial CV,
+(configs/demo.yaml: median composites + 3 indices + NDVI range, random forest of 50 trees of depth <= 16, spatial CV,
 events, 1080p video), and runs the pipeline in a subprocess while the memory of its whole process tree
 (driver + Dask nanny and worker processes) is sampled every 0.2 s. The subprocess is `_midr_run.py`:
 `midr run` (load_config + run_pipeline) plus a time stamp at every stage start and end, so that each
@@ -17,14 +17,24 @@ Prints per stage: seconds (as in manifest.json), work done, rate, peak memory of
 the stage ran (sum of PSS; sum of RSS in brackets); then end-to-end wall time and peak. Rates:
 ingest, composite: Mpx/s of AOI pixels x dates; classify, change, events: AOI pixels x periods;
 video: frames/s (1920 x 1080, render + encode).
+
+Then the run's irreducible work (issue 17, floor 1), each part timed alone in this process after the run,
+on the same data, with the cores of the machine: decoding every band of every scene over the AOI's
+window (GDAL_NUM_THREADS), predicting every pixel-period with the run's saved model (its features are
+computed first, untimed; `predict_proba` on the valid pixels, a slice per thread), and writing every
+GeoTIFF the run wrote again from memory (`io.write_cog`, same bands, nodata, colours and overviews).
+The ratio is the run's end-to-end time without the video stage (timed as frames/s) over their sum.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import (ROOT, demo_data, load_average, machine, measure, peak_between, print_table, run_config,
@@ -63,6 +73,66 @@ def stage_rows(manifest: dict, windows: dict, samples: list) -> list[list]:
     return rows
 
 
+def irreducible(config_path: Path, manifest: dict, data) -> dict[str, float]:
+    """Seconds of decoding the scenes, predicting every pixel-period and writing the run's GeoTIFFs, each
+    timed alone (see the module's docstring)."""
+    import numpy as np
+    import rasterio
+    import rioxarray
+    from rasterio.windows import from_bounds
+
+    from pipeline import io
+    from pipeline.classify.models import load_model
+    from pipeline.classify.stage import run_features
+    from pipeline.classify.features import classification_features
+    from pipeline.composite.periods import periods_from_records
+    from pipeline.composite.stage import read_composites
+    from pipeline.config import load_config
+    from pipeline.ingest import read_aois
+    from pipeline.results import OutputLayout
+
+    config = load_config(config_path)
+    out = OutputLayout(config.run_dir)
+    aoi_id = next(iter(manifest["aois"]))
+    stages = manifest["aois"][aoi_id]["stages"]
+    threads = os.cpu_count() or 2
+    bounds = read_aois(config.aoi.path, id_field=config.aoi.id_field)
+    seconds = {}
+
+    start = time.perf_counter()
+    with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
+        for scene in data.scenes:
+            with rasterio.open(scene) as src:
+                src.read(window=from_bounds(*bounds.to_crs(src.crs).total_bounds, src.transform))
+    seconds["decode"] = time.perf_counter() - start
+
+    periods = periods_from_records(stages["composite"]["period_records"])
+    composites = read_composites(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
+    chosen = run_features(config, stages["composite"]["feature_groups"])
+    features = classification_features(composites, chosen).values
+    flat = features.reshape(-1, features.shape[-1])
+    flat = flat[np.isfinite(flat[:, chosen.required]).all(axis=1)]
+    model = load_model(out.model(aoi_id).read_bytes())
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(model.predict_proba, np.array_split(flat, 4 * threads)))
+    seconds["predict"] = time.perf_counter() - start
+
+    rasters = []
+    for path in sorted(config.run_dir.rglob("*.tif")):
+        raster = rioxarray.open_rasterio(path).load()
+        with rasterio.open(path) as src:
+            colormap = src.colormap(1) if src.colorinterp[0].name == "palette" else None
+            rasters.append((raster, dict(band_names=[d or f"band {i}" for i, d in enumerate(src.descriptions, 1)],
+                                         nodata=src.nodata, colormap=colormap, tags=src.tags())))
+    with tempfile.TemporaryDirectory(prefix="midr-rewrite-") as tmp:
+        start = time.perf_counter()
+        for k, (raster, options) in enumerate(rasters):
+            io.write_cog(raster, Path(tmp) / f"{k}.tif", **options)
+        seconds[f"write ({len(rasters)} GeoTIFFs)"] = time.perf_counter() - start
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1000, help="pixels a side of the generated scenes")
@@ -90,6 +160,8 @@ def main() -> None:
         run = measure([sys.executable, ROOT / "benchmarks" / "_midr_run.py", config_path])
         run.check_run("the run", manifest_path)
         manifest = json.loads(manifest_path.read_text())
+        print("timing the irreducible parts (decode, predict, write) ...", flush=True)
+        parts = irreducible(config_path, manifest, data)
     windows = stage_windows(run.stdout)
     rows = stage_rows(manifest, windows, run.samples)
     staged = sum(r[1] or 0 for r in rows)
@@ -102,6 +174,13 @@ def main() -> None:
           f"{cluster.get('description', cluster) if isinstance(cluster, dict) else cluster}")
     print_table(["stage", "seconds", "work", "rate", "peak MiB PSS (RSS)"], rows,
                 [None, lambda s: f"{s:.2f}", None, None, None])
+    video = sum(record["stages"].get("video", {}).get("seconds") or 0 for record in manifest["aois"].values())
+    total = sum(parts.values())
+    print()
+    print("irreducible work, each part alone on the same data: "
+          + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in parts.items()) + f"; sum {total:.2f} s")
+    print(f"end to end without the video ({video:.2f} s): {run.seconds - video:.2f} s = "
+          f"{(run.seconds - video) / total:.2f}x the irreducible work (floor 1 of issue 17: <= 2x)")
     print()
     print(f"machine: {machine()}")
     print(f"load average (1, 5, 15 min) at start: {load_before}; at end: {load_average()} "

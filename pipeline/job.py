@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 
 import dask
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import xarray as xr
 
 from pipeline.config import PipelineConfig
 from pipeline.results import OutputLayout
 
-__all__ = ["AoiJob", "StepCallback", "compute_with_progress"]
+__all__ = ["AoiJob", "StepCallback", "compute_with_progress", "raster_tasks"]
 
 # called as step(stage, done, total, unit): `done` of `total` units (e.g. "periods", "frames") of the stage
 StepCallback = Callable[[str, int, int, str], None]
@@ -39,6 +41,38 @@ class AoiJob:
         """Tell the progress display that `done` of `total` units of `stage` are done."""
         if self.step is not None:
             self.step(stage, done, total, unit)
+
+
+def raster_tasks(func: Callable, rasters: Sequence[xr.DataArray], arguments: Sequence[tuple[tuple, dict]]) -> list:
+    """`func(raster, *args, **kwargs)` for each raster and its (args, kwargs), as Dask tasks whose rasters
+    come from one graph: what they share is computed once.
+
+    `dask.delayed(func)(raster)` would give every task its own copy of its raster's graph (Dask renames
+    the keys of a collection passed to a delayed call so that no two calls share them): the class map
+    and the confidence of a period would each run the model, and every period of a gap-filled feature
+    series would fill the whole series again. Here the rasters are optimised together and each task
+    takes its raster's blocks from the shared graph, and runs where they are (on a worker: the pixels
+    never travel to the driver). A raster held in memory is passed as it is."""
+    lazy = [k for k, raster in enumerate(rasters) if dask.is_dask_collection(raster)]
+    with dask.config.set({"optimization.fuse.active": False}):  # linear fusion would copy a shared task into
+        shared = dict(zip(lazy, dask.optimize(*(rasters[k].data for k in lazy))))  # each chain (the model's)
+    tasks = []
+    for k, (raster, (args, kwargs)) in enumerate(zip(rasters, arguments)):
+        if k not in shared:
+            tasks.append(dask.delayed(func)(raster, *args, **kwargs))
+            continue
+        frame = {"dims": raster.dims, "coords": {name: c.variable for name, c in raster.coords.items()},
+                 "attrs": dict(raster.attrs), "name": raster.name}
+        blocks = shared[k].to_delayed(optimize_graph=False).tolist()
+        tasks.append(dask.delayed(_on_blocks)(func, blocks, frame, args, kwargs))
+    return tasks
+
+
+def _on_blocks(func: Callable, blocks: list, frame: dict, args: tuple, kwargs: dict):
+    """`func` called on the raster made of its computed `blocks` (nested lists, as `to_delayed` gives)."""
+    raster = xr.DataArray(np.block(blocks), dims=frame["dims"], coords=frame["coords"], attrs=frame["attrs"],
+                          name=frame["name"])
+    return func(raster, *args, **kwargs)
 
 
 def compute_with_progress(tasks: Sequence, on_done: Callable[[int], None] | None = None) -> list:

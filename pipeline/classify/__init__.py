@@ -16,7 +16,7 @@ Uses: ingest (the grid), and the base modules.
 """
 
 from pipeline.classify.features import FeatureSet, classification_features, feature_set, feature_stack
-from pipeline.classify.training import read_training_data, training_samples, polygon_pixels, train_classifier, train_random_forest
+from pipeline.classify.training import read_training_data, training_samples, label_positions, polygon_pixels, train_classifier, train_random_forest
 from pipeline.classify.predict import UNCLASSIFIED, predict_classes, predict_class_map
 from pipeline.classify.accuracy import (accuracy_assessment, compare_with_reference, permutation_importance, spatial_blocks,
                                        spatial_cross_validation)
@@ -25,7 +25,7 @@ from pipeline.classify.temporal import remove_flicker
 from pipeline.classify.cleaning import gap_fill, sieve, sieve_change_map, mmu_pixels, cleaning_flags
 from pipeline.classify.reference import map_training_samples, reference_on_grid, sample_reference_pixels
 
-__all__ = ["FeatureSet", "classification_features", "feature_set", "feature_stack", "read_training_data", "training_samples", "polygon_pixels",
+__all__ = ["FeatureSet", "classification_features", "feature_set", "feature_stack", "read_training_data", "training_samples", "label_positions", "polygon_pixels",
            "train_classifier", "train_random_forest", "UNCLASSIFIED", "predict_classes", "predict_class_map",
            "accuracy_assessment", "compare_with_reference", "permutation_importance", "spatial_blocks",
            "spatial_cross_validation", "make_classifier", "load_model", "dump_model", "check_features",

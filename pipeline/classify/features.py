@@ -80,13 +80,23 @@ def feature_set(groups: Mapping[str, Sequence[str]] | Sequence[str], *, composit
 
 
 def feature_stack(composites: xr.Dataset, names: Sequence[str]) -> xr.DataArray:
-    """(period, y, x, feature) float32 from the named composite variables, feature in one chunk."""
+    """(period, y, x, feature) float32 from the named composite variables, feature in one chunk; composites
+    of some pixels (period, sample) give (period, sample, feature)."""
     missing = [n for n in names if n not in composites]
     if missing:
         raise KeyError(f"no composite variable(s) {missing}; have {list(composites.data_vars)}")
-    features = composites[list(names)].to_dataarray("feature").transpose("period", "y", "x", "feature")
-    features = features.astype("float32")
-    return features.chunk(feature=-1) if features.chunks else features
+    layers = [composites[n].transpose("period", ...) for n in names]
+    # stacked block by block in one pass (to_dataarray + rechunk took 2x the gap filling at 1000 px)
+    features = xr.apply_ufunc(_stack_last, *layers, dask="parallelized", output_core_dims=[["feature"]],
+                              output_dtypes=[np.float32], dask_gufunc_kwargs={"output_sizes": {"feature": len(names)}})
+    return features.assign_coords(feature=list(names)).rename(None)
+
+
+def _stack_last(*layers: np.ndarray) -> np.ndarray:
+    out = np.empty((*np.broadcast_shapes(*(a.shape for a in layers)), len(layers)), dtype=np.float32)
+    for k, layer in enumerate(layers):
+        out[..., k] = layer
+    return out
 
 
 def classification_features(composites: xr.Dataset, features: FeatureSet) -> xr.DataArray:
@@ -111,9 +121,9 @@ def fill_sub_period_gaps(composites: xr.Dataset, sub_periods: Mapping[str, Seque
         names = [n for n in names if n in composites]
         if not names:
             continue
-        series = composites[names].to_dataarray("sub_period").transpose("period", "y", "x", "sub_period")
+        series = feature_stack(composites, names).rename(feature="sub_period")
         if series.chunks:   # whole periods and sub-periods per block, the pixel blocks as read
-            series = series.chunk({"period": -1, "sub_period": -1})
+            series = series.chunk({"period": -1})
         for step in steps:
             if step == "neighbours":
                 series = xr.apply_ufunc(fill_from_neighbours, series, input_core_dims=[["period", "sub_period"]],

@@ -32,7 +32,7 @@ from pipeline.composite.stage import (metric_variables, period_tags, seasonal_da
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest.grid import pixel_area_ha
-from pipeline.job import AoiJob, compute_with_progress
+from pipeline.job import AoiJob, compute_with_progress, raster_tasks
 from pipeline.results import OutputLayout
 
 __all__ = ["classify_stage", "read_class_map", "train_and_predict", "filter_flicker", "clean_class_maps",
@@ -46,8 +46,8 @@ def read_class_map(out: OutputLayout, aoi_id: str, periods: list[Period], *, chu
     """The written class maps (the cleaned ones with `cleaned`, or the confidence maps) as one lazy
     (period, y, x) array; the period dimension carries `period_start` and `period_end`."""
     path = out.confidence if confidence else out.cleaned_class_map if cleaned else out.class_map
-    rasters = [rioxarray.open_rasterio(path(aoi_id, p.id), chunks={"x": chunk_size, "y": chunk_size})
-               .squeeze("band", drop=True) for p in periods]
+    rasters = [rioxarray.open_rasterio(path(aoi_id, p.id), chunks={"x": chunk_size, "y": chunk_size}, lock=False)
+               .squeeze("band", drop=True) for p in periods]  # no lock: the blocks are read in parallel
     crs = rasters[0].rio.crs
     stacked = xr.concat(rasters, dim="period").assign_coords(period_coords(periods)).drop_vars(
         "spatial_ref", errors="ignore")
@@ -77,21 +77,21 @@ def classify_stage(job: AoiJob, composites: xr.Dataset, layers: dict[str, list[s
     per_period = 2 if config.classify.confidence else 1
     total = per_period * len(periods)
     job.report("classify", 0, total, "maps")
-    # features whose blocks hold every period (sub-period gaps filled across periods): predicted for all at
-    # once, as a batch of some periods would predict every period again
-    chunks = predicted["class_map"].chunks
-    at_once = len(periods) if chunks and max(chunks[0]) > 1 else job.batch
+    # features whose blocks hold every period (sub-period gaps filled from the neighbouring periods): predicted
+    # for all at once, as a batch of some periods would fill every period's gaps again
+    chosen = run_features(config, layers)
+    at_once = len(periods) if chosen.sub_periods and "neighbours" in chosen.gap_fill else job.batch
     for start in range(0, len(periods), at_once):
         batch = periods[start:start + at_once]
-        tasks = [dask.delayed(io.write_period_cog)(predicted["class_map"].sel(period=p.id), out.class_map(aoi_id, p.id),
-                                                   band_names=["class"], nodata=classify.UNCLASSIFIED, colormap=colours,
-                                                   tags=period_tags(p))
-                 for p in batch]
+        rasters = [predicted["class_map"].sel(period=p.id) for p in batch]
+        arguments = [((out.class_map(aoi_id, p.id),), dict(band_names=["class"], nodata=classify.UNCLASSIFIED,
+                                                            colormap=colours, tags=period_tags(p))) for p in batch]
         if config.classify.confidence:
-            tasks += [dask.delayed(io.write_period_cog)(predicted["confidence"].sel(period=p.id),
-                                                        out.confidence(aoi_id, p.id), band_names=["confidence"],
-                                                        nodata=np.nan, tags=period_tags(p)) for p in batch]
+            rasters += [predicted["confidence"].sel(period=p.id) for p in batch]
+            arguments += [((out.confidence(aoi_id, p.id),), dict(band_names=["confidence"], nodata=np.nan,
+                                                                 tags=period_tags(p))) for p in batch]
         done = per_period * start
+        tasks = raster_tasks(io.write_period_cog, rasters, arguments)  # the model runs once per block
         for path in compute_with_progress(tasks, lambda n, done=done: job.report("classify", done + n, total, "maps")):
             io.note_written(path)
     class_map = read_class_map(out, aoi_id, periods, chunk_size=config.ingest.chunk_size)
@@ -212,17 +212,19 @@ def _label_samples(config: PipelineConfig, composites: xr.Dataset, chosen: class
         points = classify.polygon_pixels(labels, features, max_per_polygon=settings.max_pixels_per_polygon,
                                          seed=settings.random_state)
     try:
-        samples, table = classify.training_samples(features, points)
+        table, at, period = classify.label_positions(features, points)
     except InputError as err:
         raise InputError(f"{settings.training}: {err} (classify.training)") from None
-    X = samples.values
+    # every period of the labelled pixels, read once; their features computed there, as for the map
+    picked = composites[[n for n in chosen.names if n in composites]].sel(**at, method="nearest").compute()
+    X = classify.classification_features(picked, chosen).isel(period=period).transpose("sample", "feature").values
     usable = valid_samples(X, required)
     y = table["class_code"].to_numpy()
     unknown = sorted(set(y) - {c.code for c in config.classes})
     if unknown:
         raise InputError(f"{settings.training}: class codes {unknown} are not in the config's classes "
                          "(add them to `classes` or map them with classify.merge_classes)")
-    gaps = _gap_report(composites, chosen, points, X, usable) if not required.all() else None
+    gaps = _gap_report(picked, period, chosen, X, usable) if not required.all() else None
     X, y, xy = X[usable], y[usable], table[["x", "y"]].to_numpy()[usable]
     if settings.model_path is None and not len(y):
         raise InputError(f"{settings.training}: none of the {len(labels)} labels lies on a clear pixel inside "
@@ -247,13 +249,13 @@ def _check_missing_values(model, X: np.ndarray, *, source: str) -> None:
                          "or use a model that takes them (random_forest, lightgbm)")
 
 
-def _gap_report(composites: xr.Dataset, chosen: classify.FeatureSet, points: gpd.GeoDataFrame, X: np.ndarray,
+def _gap_report(picked: xr.Dataset, period: xr.DataArray, chosen: classify.FeatureSet, X: np.ndarray,
                 usable: np.ndarray) -> dict:
-    """How many of the training samples had gaps (sub-periods without a clear scene), and how many still
-    have some after classify.features.gap_fill (in `X`, the samples' features), left to the model as
-    missing values."""
+    """How many of the training samples had gaps (sub-periods without a clear scene: NaN in `picked`, the
+    composites of the samples' pixels, at the samples' `period`), and how many still have some after
+    classify.features.gap_fill (in `X`, the samples' features), left to the model as missing values."""
     sub_names = [n for n, tolerant in zip(chosen.names, chosen.gap_tolerant) if tolerant]
-    raw, _ = classify.training_samples(classify.feature_stack(composites, sub_names), points)
+    raw = classify.feature_stack(picked, sub_names).isel(period=period).transpose("sample", "feature")
     before = ~np.isfinite(np.asarray(raw.values)[usable])
     after = ~np.isfinite(X[usable][:, ~chosen.required])
     return {"sub_period_features": len(sub_names), "samples": int(usable.sum()),

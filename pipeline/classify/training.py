@@ -19,7 +19,7 @@ from pipeline import io
 from pipeline.composite.periods import label_periods, periods_of
 from pipeline.errors import InputError
 
-__all__ = ["read_training_data", "training_samples", "polygon_pixels", "train_classifier", "train_random_forest"]
+__all__ = ["read_training_data", "training_samples", "label_positions", "polygon_pixels", "train_classifier", "train_random_forest"]
 
 
 def read_training_data(path: Path, *, class_field: str, period_field: str | None,
@@ -72,14 +72,27 @@ def training_samples(features: xr.DataArray, points: gpd.GeoDataFrame) -> tuple[
     `dropped_period`). Points without a `period` column hold for every period. Rows whose features are
     NaN (cloudy, nodata) are for the caller to drop.
     """
-    points = points.to_crs(features.rio.crs)
+    labels, at, period = label_positions(features, points)
+    samples = features.sel(**at, method="nearest").isel(period=period)
+    return samples.transpose("sample", "feature"), labels
+
+
+def label_positions(grid: xr.DataArray | xr.Dataset, points: gpd.GeoDataFrame
+                    ) -> tuple[pd.DataFrame, dict[str, xr.DataArray], xr.DataArray]:
+    """Where the labels of `points` lie on the (period, y, x) `grid`: the labels table (one row per sample,
+    see `training_samples`), the x and y coordinates to select with (`grid.sel(**at, method="nearest")`)
+    and each sample's period position (`.isel(period=...)`), all along the dimension "sample".
+
+    Selecting the pixels first and every period of them keeps what is computed per pixel (the sub-period
+    gap filling) to the labelled pixels: `stage._label_samples` takes the composites there."""
+    points = points.to_crs(grid.rio.crs)
     x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
-    res_x, res_y = (abs(r) for r in features.rio.resolution())
-    inside = ((x >= float(features.x.min()) - res_x / 2) & (x <= float(features.x.max()) + res_x / 2)
-              & (y >= float(features.y.min()) - res_y / 2) & (y <= float(features.y.max()) + res_y / 2))
+    res_x, res_y = (abs(r) for r in grid.rio.resolution())
+    inside = ((x >= float(grid.x.min()) - res_x / 2) & (x <= float(grid.x.max()) + res_x / 2)
+              & (y >= float(grid.y.min()) - res_y / 2) & (y <= float(grid.y.max()) + res_y / 2))
     labels = pd.DataFrame({"x": x, "y": y, "class_code": points["class_code"].to_numpy()})
-    ids = [str(p) for p in features["period"].values]
-    holds = _held_periods(points["period"], features, ids) if "period" in points else [ids] * len(points)
+    ids = [str(p) for p in grid["period"].values]
+    holds = _held_periods(points["period"], grid, ids) if "period" in points else [ids] * len(points)
     no_period = np.array([not found for found in holds])
     repeats = np.array([len(found) for found in holds])
     labels = labels.loc[labels.index.repeat(repeats)].assign(period=[i for found in holds for i in found])
@@ -91,12 +104,11 @@ def training_samples(features: xr.DataArray, points: gpd.GeoDataFrame) -> tuple[
     labels_kept.attrs.update(dropped_outside=int((~inside).sum()), dropped_period=int((inside & no_period).sum()))
     at = {dim: xr.DataArray(labels_kept[dim].to_numpy(), dims="sample") for dim in ("x", "y")}
     position = {period: k for k, period in enumerate(ids)}
-    samples = features.sel(**at, method="nearest").isel(
-        period=xr.DataArray(labels_kept["period"].map(position).to_numpy(), dims="sample"))
-    return samples.transpose("sample", "feature"), labels_kept
+    period = xr.DataArray(labels_kept["period"].map(position).to_numpy(), dims="sample")
+    return labels_kept, at, period
 
 
-def _held_periods(values: pd.Series, features: xr.DataArray, ids: list[str]) -> list[list[str]]:
+def _held_periods(values: pd.Series, features: xr.DataArray | xr.Dataset, ids: list[str]) -> list[list[str]]:
     """Per label, the ids of the features' periods its period field holds for (features without period
     dates match by id only)."""
     periods = periods_of(features) if "period_start" in features.coords else None
@@ -111,8 +123,8 @@ def train_random_forest(
     X: np.ndarray,
     y: np.ndarray,
     *,
-    n_estimators: int = 100,
-    max_depth: int | None = None,
+    n_estimators: int = 50,
+    max_depth: int | None = 16,
     test_fraction: float = 0.3,
     random_state: int = 42,
 ) -> tuple[RandomForestClassifier, np.ndarray, np.ndarray]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import dask
 import numpy as np
 import pandas as pd
 import rioxarray
@@ -25,7 +24,7 @@ from pipeline.config import CompositeConfig, PipelineConfig
 from pipeline.errors import InputError
 from pipeline.ingest import drop_empty_scenes
 from pipeline.ingest.sources import aoi_stack
-from pipeline.job import AoiJob, compute_with_progress
+from pipeline.job import AoiJob, compute_with_progress, raster_tasks
 from pipeline.results import OutputLayout
 
 __all__ = ["composite_stage", "read_composites", "configured_periods", "period_tags", "feature_groups",
@@ -88,12 +87,14 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     job.report("composite", 0, len(candidates), "periods")
     for start in range(0, len(candidates), job.batch):
         batch = candidates[start:start + job.batch]
-        written = compute_with_progress([
-            dask.delayed(io.write_period_cog)(composites[layers].sel(period=p.id).to_dataarray("band").astype("float32"),
-                                              out.composite(aoi_id, p.id), band_names=layers, nodata=np.nan,
-                                              tags=period_tags(p), skip_empty=True,
-                                              colour_interpretation=io.rgb_colour_interpretation(layers))
-            for p in batch], lambda n, start=start: job.report("composite", start + n, len(candidates), "periods"))
+        rasters = [composites[layers].sel(period=p.id).to_dataarray("band").astype("float32") for p in batch]
+        arguments = [((out.composite(aoi_id, p.id),), dict(band_names=layers, nodata=np.nan, tags=period_tags(p),
+                                                           skip_empty=True,
+                                                           colour_interpretation=io.rgb_colour_interpretation(layers)))
+                     for p in batch]
+        written = compute_with_progress(raster_tasks(io.write_period_cog, rasters, arguments),
+                                        lambda n, start=start: job.report("composite", start + n, len(candidates),
+                                                                          "periods"))
         for period, path in zip(batch, written):
             if path is None:
                 log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
@@ -209,8 +210,9 @@ def _ids(periods: list[Period]) -> str:
 def read_composites(out: OutputLayout, aoi_id: str, periods: list[Period], *, chunk_size: int) -> xr.Dataset:
     """The written composites as one lazy (period, y, x) dataset, a variable per band and index; the
     period dimension carries `period_start` and `period_end`."""
+    # float32 with NaN as nodata, as written: no mask to apply; no lock: the blocks are read in parallel
     rasters = [rioxarray.open_rasterio(out.composite(aoi_id, p.id), chunks={"x": chunk_size, "y": chunk_size},
-                                       masked=True) for p in periods]
+                                       lock=False) for p in periods]
     names = list(rasters[0].attrs["long_name"]) if isinstance(rasters[0].attrs["long_name"], tuple) \
         else [rasters[0].attrs["long_name"]]
     stacked = xr.concat(rasters, dim="period").assign_coords(period_coords(periods)).assign_coords(band=names)
