@@ -89,3 +89,35 @@ def test_feature_settings_are_checked_at_load(tmp_path):
             load_config(path, overrides={"classify": {"features": features}})
     with pytest.raises(ConfigError, match="month composites do not fit within periods of a quarter"):
         load_config(path, overrides={"composite": {"period": "quarter"}, "classify": {"features": {"sub_periods": "month"}}})
+
+
+def test_training_samples_are_the_features_of_the_map_at_their_pixels():
+    """The samples are computed from the labelled pixels' composites alone (every period of them): gap filling
+    from the neighbouring period and within the year gives them exactly what the whole map's features hold."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from pipeline.classify import training_samples
+    from pipeline.classify.stage import _label_samples
+
+    rng = np.random.default_rng(3)
+    periods = make_periods(pd.to_datetime(["2019-06-01", "2020-06-01", "2021-06-01"]), kind="year")
+    names = ["ndvi", "ndvi_q1", "ndvi_q2", "ndvi_q3", "ndvi_q4"]
+    layers = rng.random((len(names), 3, 8, 8)).astype("float32")
+    layers[1:][rng.random(layers[1:].shape) < 0.4] = np.nan      # sub-period gaps
+    layers[:, 1, 0, 0] = np.nan                                   # one pixel-period without data
+    composites = xr.Dataset({n: (("period", "y", "x"), v) for n, v in zip(names, layers)},
+                            coords={"y": 75.0 - 10 * np.arange(8), "x": 5.0 + 10 * np.arange(8)}).assign_coords(
+        period_coords(periods)).rio.write_crs(CRS).chunk({"period": 1, "y": 4, "x": 4})
+    groups = {"composite": ["ndvi"], "sub_periods": names[1:]}
+    chosen = feature_set(groups, sub_periods={"ndvi": names[1:]}, gap_fill=["neighbours", "interpolate"])
+    features = classification_features(composites, chosen)
+    points = gpd.GeoDataFrame({"class_code": [1, 2, 3, 1], "period": [2019, 2020, 2021, 2020]},
+                              geometry=[Point(5, 75), Point(25, 45), Point(65, 5), Point(5, 75)], crs=CRS)
+    config = load_config(HERE / "demo_small.yaml")
+    X, y, _, about = _label_samples(config, composites, chosen, features, points)
+    expected, _ = training_samples(features, points)
+    keep = np.isfinite(expected.values[:, chosen.required]).all(axis=1)
+    np.testing.assert_array_equal(X, expected.values[keep])
+    assert y.tolist() == [1, 2, 3] and about["dropped_nodata_features"] == 1   # pixel (0, 0) has no data in 2020
+    assert about["gaps"]["samples_with_gaps_left"] == 0 and about["gaps"]["samples_with_gaps"] >= 1
