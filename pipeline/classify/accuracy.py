@@ -3,7 +3,9 @@ accuracies; spatially blocked cross-validation; agreement with a reference map."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
@@ -72,7 +74,7 @@ def spatial_cross_validation(model: ClassifierMixin, X: np.ndarray, y: np.ndarra
                              n_folds: int, classes: Sequence[ClassDef], random_state: int,
                              feature_names: Sequence[str] | None = None,
                              feature_groups: Mapping[str, Sequence[int]] | None = None,
-                             importance_repeats: int = 0) -> dict:
+                             importance_repeats: int = 0, threads: int | None = None) -> dict:
     """Spatially blocked k-fold cross-validation: whole blocks go to one fold, so a test sample's
     neighbours are never in its training set (random pixel splits overstate accuracy).
 
@@ -80,25 +82,38 @@ def spatial_cross_validation(model: ClassifierMixin, X: np.ndarray, y: np.ndarra
     overall accuracies are added (``fold_overall_accuracy``), with ``n_blocks`` and ``n_folds``.
     With `importance_repeats` > 0 and `feature_names`, also ``importance``: the permutation importance
     of each feature (and of each family of `feature_groups`, its columns shuffled together) on each
-    fold's test blocks (`permutation_importance`).
+    fold's test blocks (`permutation_importance`). The folds run in `threads` threads (default: one per
+    core, up to the folds); the results do not depend on it.
     """
     n_blocks = len(np.unique(blocks))
     if n_blocks < n_folds:
         raise InputError(f"spatial cross-validation: {n_blocks} blocks with samples for {n_folds} folds; "
                          "use a smaller block size or fewer folds")
-    predicted = np.empty_like(y)
-    fold_oa, drops = [], []
-    folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    for k, (train, test) in enumerate(folds.split(X, y, groups=blocks)):
+    folds = list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(X, y, groups=blocks))
+
+    def fold(k: int) -> tuple[np.ndarray, dict | None]:
+        train, test = folds[k]
         fitted = clone(model).fit(X[train], y[train])
-        predicted[test] = fitted.predict(X[test])
-        fold_oa.append(_rounded(np.mean(predicted[test] == y[test])))
+        drop = None
         if importance_repeats and feature_names is not None:
             columns = {name: [j] for j, name in enumerate(feature_names)}
             families = {f"{name} (together)" if name in columns else name: list(c)
                         for name, c in (feature_groups or {}).items() if len(c) > 1}
-            drops.append(permutation_importance(fitted, X[test], y[test], {**columns, **families},
-                                                repeats=importance_repeats, seed=random_state + k))
+            drop = permutation_importance(fitted, X[test], y[test], {**columns, **families},
+                                          repeats=importance_repeats, seed=random_state + k)
+        return fitted.predict(X[test]), drop
+
+    # the folds at once, a thread each up to the cores (the trees are grown and walked without the GIL); each
+    # fold is seeded on its own, so the figures do not depend on the threads
+    with ThreadPoolExecutor(max(1, min(n_folds, threads or os.cpu_count() or 1))) as pool:
+        results = list(pool.map(fold, range(n_folds)))
+    predicted = np.empty_like(y)
+    fold_oa, drops = [], []
+    for (_, test), (fold_predicted, drop) in zip(folds, results):
+        predicted[test] = fold_predicted
+        fold_oa.append(_rounded(np.mean(fold_predicted == y[test])))
+        if drop is not None:
+            drops.append(drop)
     report = accuracy_assessment(y, predicted, classes)
     report.update(n_folds=n_folds, n_blocks=n_blocks, fold_overall_accuracy=fold_oa)
     if drops:

@@ -10,7 +10,9 @@ class maps back lazily (`read_class_map`, `cleaned=True` for the cleaned ones).
 
 from __future__ import annotations
 
+import importlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask
@@ -165,8 +167,26 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
         estimator = models.make_classifier(settings.model, params, random_state=settings.random_state,
                                            allow_import=settings.allow_import)
         _check_missing_values(estimator, X, source=f"classify.model {settings.model!r}")
-        model, X_test, y_test = classify.train_classifier(estimator, X, y, test_fraction=settings.test_fraction,
-                                                          random_state=settings.random_state)
+        # the model of the map grows while the spatial CV runs (the trees grow without the GIL), and the
+        # model file's library is imported meanwhile
+        with ThreadPoolExecutor(2) as pool:
+            held_out = pool.submit(classify.train_classifier, estimator, X, y, test_fraction=settings.test_fraction,
+                                   random_state=settings.random_state)
+            if settings.save_model:
+                pool.submit(importlib.import_module, "skops.io")
+            cv, cv_error = None, None
+            if settings.cv_folds:
+                try:
+                    blocks = classify.spatial_blocks(xy[:, 0], xy[:, 1], block_size=settings.cv_block_size_m)
+                    cv = classify.spatial_cross_validation(
+                        estimator, X, y, blocks, n_folds=settings.cv_folds, classes=config.classes,
+                        random_state=settings.random_state, feature_names=names, feature_groups=chosen.groups(),
+                        importance_repeats=settings.importance_repeats)
+                except Exception as err:  # noqa: BLE001 - raised after the hold-out's own error, as before
+                    cv_error = err
+            model, X_test, y_test = held_out.result()
+        if cv_error is not None:
+            raise cv_error
         accuracy = classify.accuracy_assessment(y_test, model.predict(X_test), config.classes)
         method = (f"hold-out of the {kind} (stratified); labels are not a probability sample, so these are "
                   "sample accuracies, not design-based map accuracies")
@@ -178,13 +198,8 @@ def train_and_predict(config: PipelineConfig, composites: xr.Dataset, labels: gp
             model={"type": settings.model, "estimator": type(model).__name__,
                    **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))},
                    "random_state": settings.random_state})
-        if settings.cv_folds:
-            blocks = classify.spatial_blocks(xy[:, 0], xy[:, 1], block_size=settings.cv_block_size_m)
-            accuracy["spatial_cv"] = classify.spatial_cross_validation(
-                estimator, X, y, blocks, n_folds=settings.cv_folds, classes=config.classes,
-                random_state=settings.random_state, feature_names=names, feature_groups=chosen.groups(),
-                importance_repeats=settings.importance_repeats)
-            accuracy["spatial_cv"]["block_size_m"] = settings.cv_block_size_m
+        if cv is not None:
+            accuracy["spatial_cv"] = {**cv, "block_size_m": settings.cv_block_size_m}
         if settings.save_model:
             metadata = models.model_metadata(model, kind=settings.model, features=names,
                                              class_codes=[c.code for c in config.classes], X=X, y=y,

@@ -189,6 +189,19 @@ def test_spatial_cv_never_tests_on_a_block_it_trained_on():
                                  classes=classes, random_state=0)
 
 
+def test_spatial_cv_gives_the_same_figures_on_one_thread_and_on_several():
+    rng = np.random.default_rng(1)
+    X = rng.random((300, 3)).astype("float32")
+    y = np.where(X[:, 0] + rng.normal(0, 0.2, 300) > 0.5, 2, 1)
+    blocks = rng.integers(0, 12, 300)
+    classes = [ClassDef(code=c, name=str(c), colour="#000000") for c in (1, 2)]
+    runs = [spatial_cross_validation(make_classifier("random_forest", {"n_estimators": 8}, random_state=0), X, y,
+                                     blocks, n_folds=4, classes=classes, random_state=0, feature_names=["a", "b", "c"],
+                                     importance_repeats=2, threads=threads) for threads in (1, 4)]
+    assert runs[0] == runs[1]
+    assert 0.5 < runs[0]["overall_accuracy"] < 1 and runs[0]["importance"]["features"][0]["feature"] == "a"
+
+
 def _slovenia_features() -> xr.DataArray:
     """Features of the Slovenia patch: per-year NDVI percentiles and spread over the clear (s2cloudless
     CLM = 0) acquisitions of 2016 and 2017, and seasonal medians/maxima over all years."""
