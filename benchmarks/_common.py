@@ -314,3 +314,44 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
         print(line.rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+@dataclass
+class CompositeRun:
+    """A config's first AOI after its composite stage: the job, the stage's facts, the composites read back
+    lazily, the training points, and the stage's wall and CPU seconds."""
+
+    job: object
+    facts: dict
+    composites: object
+    points: object
+    composite_seconds: float
+    composite_cpu: float
+
+
+def composite_run(config) -> CompositeRun:
+    """Run the composite stage of `config`'s first AOI (into its run folder) as `midr run` does, then read
+    the composites and the training points as the classify stage gets them."""
+    import pandas as pd
+
+    from pipeline.classify import read_training_data
+    from pipeline.composite.periods import periods_from_records
+    from pipeline.composite.stage import composite_stage, read_composites
+    from pipeline.ingest import list_sources, read_aois
+    from pipeline.results import OutputLayout
+    from pipeline.runner.run import _job
+
+    aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
+    job = _job(config, aois.iloc[0], aois.crs, pd.DataFrame(columns=["aoi_id"]), OutputLayout(config.run_dir))
+    scenes = list_sources(config.ingest, config.cloud_mask,
+                          scenes_glob=config.scenes_glob if config.ingest.scenes else None)
+    wall, cpu = time.perf_counter(), time.process_time()
+    facts = composite_stage(job, scenes)
+    seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    periods = periods_from_records(facts["period_records"])
+    composites = read_composites(job.out, job.aoi_id, periods, chunk_size=config.ingest.chunk_size)
+    s = config.classify
+    points = read_training_data(s.training, class_field=s.class_field, period_field=s.period_field,
+                                class_codes=[c.code for c in config.classes], merge_classes=s.merge_classes,
+                                ignore_classes=s.ignore_classes)
+    return CompositeRun(job, facts, composites, points, seconds, cpu_seconds)

@@ -37,21 +37,15 @@ from pathlib import Path
 import dask
 import dask.array
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from _common import ROOT, demo_data, load_average, machine, run_config, write_config
+from _common import ROOT, composite_run, demo_data, load_average, machine, run_config, write_config
 
-from pipeline.classify import predict_classes, read_training_data, spatial_blocks, spatial_cross_validation
+from pipeline.classify import predict_classes, spatial_blocks, spatial_cross_validation
 from pipeline.classify.stage import _label_samples, run_features
 from pipeline.classify.features import classification_features
 from pipeline.classify.models import make_classifier
-from pipeline.composite.periods import periods_from_records
-from pipeline.composite.stage import composite_stage, read_composites
 from pipeline.config import load_config
-from pipeline.ingest import list_sources, read_aois
-from pipeline.results import OutputLayout
-from pipeline.runner.run import _job
 
 warnings.filterwarnings("ignore", message="All-NaN slice")
 
@@ -72,20 +66,11 @@ def inputs(config_path: Path) -> dict:
     """The data set's training samples, features of every pixel-period, CV blocks and settings."""
     with tempfile.TemporaryDirectory(prefix="midr_models_") as tmp:
         config = load_config(config_path, overrides={"output_dir": tmp})
-        aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
-        job = _job(config, aois.iloc[0], aois.crs, pd.DataFrame(columns=["aoi_id"]), OutputLayout(config.run_dir))
-        scenes = list_sources(config.ingest, config.cloud_mask,
-                              scenes_glob=config.scenes_glob if config.ingest.scenes else None)
-        facts = composite_stage(job, scenes)
-        periods = periods_from_records(facts["period_records"])
-        composites = read_composites(job.out, job.aoi_id, periods, chunk_size=config.ingest.chunk_size)
-        s = config.classify
-        points = read_training_data(s.training, class_field=s.class_field, period_field=s.period_field,
-                                    class_codes=[c.code for c in config.classes], merge_classes=s.merge_classes,
-                                    ignore_classes=s.ignore_classes)
+        run = composite_run(config)
+        composites, facts = run.composites, run.facts
         chosen = run_features(config, facts["feature_groups"])
         features = classification_features(composites, chosen)
-        X, y, xy, _ = _label_samples(config, composites, chosen, features, points)
+        X, y, xy, _ = _label_samples(config, composites, chosen, features, run.points)
         with dask.config.set(scheduler="threads"):
             values = features.compute()
     return {"config": config, "X": X, "y": y, "xy": xy, "features": values, "required": chosen.required}

@@ -33,18 +33,13 @@ from pathlib import Path
 
 import dask
 import numpy as np
-import pandas as pd
 
-from _common import ROOT, load_average, machine
+from _common import ROOT, composite_run, load_average, machine
 
-from pipeline.classify import compare_with_reference, read_training_data
+from pipeline.classify import compare_with_reference
 from pipeline.classify.stage import train_and_predict
 from pipeline.composite.periods import periods_from_records
-from pipeline.composite.stage import composite_stage, read_composites
 from pipeline.config import load_config
-from pipeline.ingest import list_sources, read_aois
-from pipeline.results import OutputLayout
-from pipeline.runner.run import _job
 
 warnings.filterwarnings("ignore", message="All-NaN slice")
 
@@ -124,19 +119,10 @@ def measure(dataset: str, key: str, *, base: dict, importance: bool, extra: dict
     with tempfile.TemporaryDirectory(prefix="midr_phenology_") as tmp:
         overrides.update(output_dir=tmp, classify=classify_overrides, **(extra or {}))
         config = load_config(ROOT / "configs" / DATASETS[dataset]["config"], overrides=overrides)
-        aois = read_aois(config.aoi.path, id_field=config.aoi.id_field)
-        job = _job(config, aois.iloc[0], aois.crs, pd.DataFrame(columns=["aoi_id"]), OutputLayout(config.run_dir))
-        scenes = list_sources(config.ingest, config.cloud_mask,
-                              scenes_glob=config.scenes_glob if config.ingest.scenes else None)
-        wall, cpu = time.perf_counter(), time.process_time()
-        facts = composite_stage(job, scenes)
-        composite_s, composite_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        run = composite_run(config)
+        facts, composites, points = run.facts, run.composites, run.points
+        composite_s, composite_cpu = run.composite_seconds, run.composite_cpu
         periods = periods_from_records(facts["period_records"])
-        composites = read_composites(job.out, job.aoi_id, periods, chunk_size=config.ingest.chunk_size)
-        s = config.classify
-        points = read_training_data(s.training, class_field=s.class_field, period_field=s.period_field,
-                                    class_codes=[c.code for c in config.classes], merge_classes=s.merge_classes,
-                                    ignore_classes=s.ignore_classes)
         wall = time.perf_counter()
         predicted, accuracy, _ = train_and_predict(config, composites, points, facts["feature_groups"])
         train_s = time.perf_counter() - wall

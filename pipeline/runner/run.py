@@ -139,7 +139,6 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None, progre
               if config.classify and config.classify.reference_map is None else None)  # none: composites only, or a map
     if config.classify and config.classify.reference_map is not None:
         check_reference_map(config.classify.reference_map.map)
-    event_records = normalise_events(read_events(config.events.path)) if config.events else None
     event_table = (link_events(event_records, aois, how=config.events.link,
                                       distance_m=config.events.link_distance_m)
                    if config.events else pd.DataFrame())
