@@ -36,7 +36,6 @@ def test_without_a_callback_it_is_dask_compute():
     assert compute_with_progress(_tasks(2)) == [10, 11] and compute_with_progress([]) == []
 
 
-
 def test_rasters_written_from_one_graph_compute_what_they_share_once():
     import threading
 
