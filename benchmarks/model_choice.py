@@ -144,11 +144,13 @@ def report(rows: list[dict], samples: dict[str, int], pixels: dict[str, str]) ->
     for label, *_ in VARIANTS[1:]:
         mine = {r["data"]: r for r in rows if r["forest"] == label}
         close = all((r["oa"] - reference[name]).mean() >= -0.01 for name, r in mine.items())
-        fast = "demo" not in mine or mine["demo"]["rate"] >= 1
+        fast = "demo" in mine and mine["demo"]["rate"] >= 1
         everywhere = all(r["rate"] >= 1 for r in mine.values())
         figures = ", ".join(f"{name} {r['rate']:.2f} Mpx/s, {(r['oa'] - reference[name]).mean() * 100:+.2f} points"
                             for name, r in mine.items())
-        print(f"  {label}: {'meets' if close and fast else 'does not meet'} it"
+        verdict = ("does not meet it" if not close or ("demo" in mine and not fast) else "meets it" if fast
+                   else "accuracy within 1 point; its rate floor is on the demo, not measured (--datasets demo,...)")
+        print(f"  {label}: {verdict}"
               f"{', and the stricter one' if close and everywhere else ''} ({figures})")
 
 
