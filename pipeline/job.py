@@ -43,9 +43,11 @@ class AoiJob:
             self.step(stage, done, total, unit)
 
 
-def raster_tasks(func: Callable, rasters: Sequence[xr.DataArray], arguments: Sequence[tuple[tuple, dict]]) -> list:
+def raster_tasks(func: Callable, rasters: Sequence[xr.DataArray], arguments: Sequence[tuple[tuple, dict]], *,
+                 also: Sequence = ()) -> list:
     """`func(raster, *args, **kwargs)` for each raster and its (args, kwargs), as Dask tasks whose rasters
-    come from one graph: what they share is computed once.
+    come from one graph: what they share is computed once. `also`: more lazy arrays of the same graph
+    (e.g. a fact about the inputs the rasters read), each a task giving its NumPy value, after the others.
 
     `dask.delayed(func)(raster)` would give every task its own copy of its raster's graph (Dask renames
     the keys of a collection passed to a delayed call so that no two calls share them): the class map
@@ -55,7 +57,8 @@ def raster_tasks(func: Callable, rasters: Sequence[xr.DataArray], arguments: Seq
     never travel to the driver). A raster held in memory is passed as it is."""
     lazy = [k for k, raster in enumerate(rasters) if dask.is_dask_collection(raster)]
     with dask.config.set({"optimization.fuse.active": False}):  # linear fusion would copy a shared task into
-        shared = dict(zip(lazy, dask.optimize(*(rasters[k].data for k in lazy))))  # each chain (the model's)
+        optimised = dask.optimize(*(rasters[k].data for k in lazy), *also)  # each chain (the model's)
+    shared = dict(zip(lazy, optimised))
     tasks = []
     for k, (raster, (args, kwargs)) in enumerate(zip(rasters, arguments)):
         if k not in shared:
@@ -65,6 +68,8 @@ def raster_tasks(func: Callable, rasters: Sequence[xr.DataArray], arguments: Seq
                  "attrs": dict(raster.attrs), "name": raster.name}
         blocks = shared[k].to_delayed(optimize_graph=False).tolist()
         tasks.append(dask.delayed(_on_blocks)(func, blocks, frame, args, kwargs))
+    for array in optimised[len(lazy):]:
+        tasks.append(dask.delayed(np.block)(array.to_delayed(optimize_graph=False).tolist()))
     return tasks
 
 

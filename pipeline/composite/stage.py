@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import dask
 import numpy as np
 import pandas as pd
 import rioxarray
@@ -22,7 +23,7 @@ from pipeline.composite.periods import Period, make_periods, period_coords, scen
 from pipeline.composite.phenology import metric_names, period_phenology, sub_period_names
 from pipeline.config import CompositeConfig, PipelineConfig
 from pipeline.errors import InputError
-from pipeline.ingest import drop_empty_scenes
+from pipeline.ingest import report_empty_scenes, scenes_with_pixels
 from pipeline.ingest.sources import aoi_stack
 from pipeline.job import AoiJob, compute_with_progress, raster_tasks
 from pipeline.results import OutputLayout
@@ -62,7 +63,6 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     if outside:
         log.info("aoi %s: %d of %d acquisitions fall outside every period (composite.period: %s) and are not used",
                  aoi_id, outside, listed, settings.period)
-    stack = drop_empty_scenes(stack, aoi_id=aoi_id)
     clear = cloud_mask(stack, mask_values=config.cloud_mask.mask_values)
     method = "first" if settings.period == "scene" else settings.method
     times = stack["time"].values
@@ -82,8 +82,10 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     layers = [*groups["composite"], *groups["ndvi_range"], *groups["metrics"], *groups["clear_count"],
               *groups["sub_periods"]]
     written_periods, skipped = [], [p for p in listed_periods if p not in candidates]
-    for period in skipped:  # every scene of the period was empty (or a window holds no acquisition)
-        log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
+    # a scene with no valid pixel in the AOI adds nothing to a composite: it is found in the pass that writes
+    # them (not by a read of its own) and left out of the facts
+    has_pixels = scenes_with_pixels(stack).data
+    keep = np.ones(len(times), bool)
     job.report("composite", 0, len(candidates), "periods")
     for start in range(0, len(candidates), job.batch):
         batch = candidates[start:start + job.batch]
@@ -92,9 +94,15 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
                                                            skip_empty=True,
                                                            colour_interpretation=io.rgb_colour_interpretation(layers)))
                      for p in batch]
-        written = compute_with_progress(raster_tasks(io.write_period_cog, rasters, arguments),
-                                        lambda n, start=start: job.report("composite", start + n, len(candidates),
-                                                                          "periods"))
+        used = np.unique(np.concatenate([scene_indices(times, p) for p in batch]))
+        lazy = dask.is_dask_collection(has_pixels)
+        tasks = raster_tasks(io.write_period_cog, rasters, arguments, also=[has_pixels[used]] if lazy else [])
+        *written, valid = compute_with_progress(
+            tasks, lambda n, start=start, size=len(batch): job.report("composite", start + min(n, size),
+                                                                       len(candidates), "periods"))
+        if not lazy:
+            written, valid = [*written, valid], np.asarray(has_pixels)[used]
+        keep[used] = np.asarray(valid, bool)
         for period, path in zip(batch, written):
             if path is None:
                 log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
@@ -102,11 +110,13 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
                 continue
             io.note_written(path)
             written_periods.append(period)
+    report_empty_scenes(stack, keep, aoi_id=aoi_id)
     if not written_periods:
         raise InputError(f"aoi {aoi_id!r}: no period has a clear pixel (periods {_ids(listed_periods)}; every "
                          "scene is clouded or empty over the AOI)")
+    stack, times = stack.isel(time=np.flatnonzero(keep)), times[keep]
     stamps = pd.to_datetime(times)
-    return {"scenes": int(stack.sizes["time"]), "dropped_empty": int(listed - stack.sizes["time"]),
+    return {"scenes": int(stack.sizes["time"]), "dropped_empty": int((~keep).sum()),
             "scene_ids": [str(s) for s in stack["scene_id"].values] if "scene_id" in stack.coords else [],
             "dates": [t.strftime("%Y-%m-%d") for t in stamps],
             "shape": [int(stack.sizes["y"]), int(stack.sizes["x"])], "crs": str(stack.rio.crs),

@@ -22,10 +22,10 @@ from pipeline.ingest.sensors import SensorProfile, profile_for, MASK_CODES, MASK
 from pipeline.ingest.cloudmask import CloudPlan, spectral_cloud_shadow, temporal_cloud_shadow
 from pipeline.ingest.sources import ListedSource, aoi_stack, cloud_plan, find_items, list_sources, source_profile
 from pipeline.ingest.stack import (aoi_mask, check_bands, drop_empty_scenes, files_stack, items_stack, merge_sources,
-                                   scene_stack)
+                                   report_empty_scenes, scene_stack, scenes_with_pixels)
 
 __all__ = ["read_aois", "aoi_outline", "repair_polygons", "target_grid", "pixel_area_ha", "open_raster",
            "open_layer", "SceneFiles", "find_scene_files", "SensorProfile", "profile_for", "MASK_CODES",
            "MASK_NODATA", "ListedSource", "aoi_stack", "cloud_plan", "find_items", "list_sources", "source_profile",
            "CloudPlan", "spectral_cloud_shadow", "temporal_cloud_shadow", "aoi_mask", "check_bands", "drop_empty_scenes",
-           "files_stack", "items_stack", "merge_sources", "scene_stack"]
+           "files_stack", "items_stack", "merge_sources", "report_empty_scenes", "scene_stack", "scenes_with_pixels"]

@@ -35,7 +35,7 @@ from pipeline.ingest.scenes import SceneFiles
 from pipeline.ingest.sensors import HARMONISATION, MASK_CODES, MASK_NODATA, SensorProfile
 
 __all__ = ["aoi_mask", "apply_mask_classes", "check_bands", "drop_empty_scenes", "files_stack", "items_stack",
-           "merge_sources", "scene_stack"]
+           "merge_sources", "report_empty_scenes", "scene_stack", "scenes_with_pixels"]
 
 log = logging.getLogger(__name__)
 
@@ -324,21 +324,32 @@ def aoi_mask(grid: xr.Dataset | xr.DataArray, aoi: gpd.GeoSeries) -> xr.DataArra
     return xr.DataArray(~outside, coords={"y": grid.y, "x": grid.x}, dims=("y", "x"))
 
 
-def drop_empty_scenes(stack: xr.Dataset, *, aoi_id: str = "") -> xr.Dataset:
-    """The stack without scenes that have no valid pixel in the AOI (each dropped one is logged).
+def scenes_with_pixels(stack: xr.Dataset) -> xr.DataArray:
+    """(time,) bool, lazy where the stack is: whether each scene has a valid pixel in the AOI."""
+    return xr.concat([v.notnull().any(("y", "x")) for v in stack.data_vars.values()], "variable").any("variable")
 
-    This reads the stack once (a (time,) reduction); call it where that read is wanted.
-    """
-    valid = xr.concat([v.notnull().any(("y", "x")) for v in stack.data_vars.values()], "variable").any(
-        "variable")
-    (keep,) = dask.compute(valid.values if not dask.is_dask_collection(valid) else valid.data)
-    keep = np.asarray(keep, bool)
+
+def report_empty_scenes(stack: xr.Dataset, keep: np.ndarray, *, aoi_id: str = "") -> None:
+    """Log each scene that `keep` (time,) leaves out for having no valid pixel in the AOI; an InputError
+    where none is left."""
     for i in np.flatnonzero(~keep):
         log.warning("aoi %r: scene %s (%s) has no clear pixel in the AOI; dropped", aoi_id,
                     stack["scene_id"].values[i] if "scene_id" in stack.coords else i,
                     pd.Timestamp(stack["time"].values[i]).isoformat())
     if not keep.any():
         raise InputError(f"aoi {aoi_id!r}: every scene is nodata or masked inside the AOI")
+
+
+def drop_empty_scenes(stack: xr.Dataset, *, aoi_id: str = "") -> xr.Dataset:
+    """The stack without scenes that have no valid pixel in the AOI (each dropped one is logged).
+
+    This reads the stack once (a (time,) reduction); the composite stage instead finds them in the
+    pass that writes the composites (`scenes_with_pixels`).
+    """
+    valid = scenes_with_pixels(stack)
+    (keep,) = dask.compute(valid.data if dask.is_dask_collection(valid) else valid.values)
+    keep = np.asarray(keep, bool)
+    report_empty_scenes(stack, keep, aoi_id=aoi_id)
     return stack.isel(time=np.flatnonzero(keep))
 
 

@@ -358,7 +358,7 @@ def test_scene_lacking_a_band_exits_2_naming_the_file_and_the_band(project, run)
 
 def test_period_clouded_in_every_scene_is_skipped_and_reported(project, run):
     # needs runner change (4): the period is dropped with a warning and listed in the manifest; here every
-    # scene of 2021 is clouded, so ingest drops the scenes as empty before the composites are made (4b)
+    # scene of 2021 is clouded: the pass that writes the composites finds them empty (4b) and drops them
     for i, date in enumerate(DATES):
         if date.startswith("2021"):
             write_scene(project.root / "scenes" / f"scene_{date}.tif", _scene_values(i, clouded=True))
@@ -368,6 +368,11 @@ def test_period_clouded_in_every_scene_is_skipped_and_reported(project, run):
     manifest = json.loads((project.run_dir / "manifest.json").read_text())
     composite = manifest["aois"]["mine_a"]["stages"]["composite"]
     assert composite["skipped_periods"] == ["2021"] and composite["periods"] == ["2019", "2020"]
+    for date in ("20210301", "20210601"):
+        assert f"scene scene_{date} ({date[:4]}-{date[4:6]}-{date[6:]}T00:00:00) has no clear pixel in the AOI; " \
+               "dropped" in result.stderr.replace("\n", " ")
+    ingest = manifest["aois"]["mine_a"]["stages"]["ingest"]
+    assert ingest["dropped_empty"] == 2 and ingest["scene_ids"] == ["scene_20190601", "scene_20200601"]
     assert manifest["aois"]["mine_a"]["status"] == "done"
     # new inputs, new results; nothing lost but what the run-level products (catalog, report) showed
     # of the period the run no longer has
