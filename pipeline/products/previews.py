@@ -9,7 +9,9 @@ nodata share is a plain sample of the pixels.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +72,9 @@ def composite_previews(paths: dict[int, Path], *, bands: Sequence[str] = ("red",
     if not set(bands) <= set(names):
         return []
     indices = [names.index(b) + 1 for b in bands]
-    series = {period: _read(path, indices, max_side)[0] for period, path in paths.items()}
+    with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:  # GDAL decodes without the GIL
+        series = dict(zip(paths, (read[0] for read in pool.map(lambda path: _read(path, indices, max_side),
+                                                                paths.values()))))
     stack = np.stack(list(series.values()))
     finite = stack[np.isfinite(stack)]
     low, high = (np.percentile(finite, percentiles) if finite.size else (0.0, 1.0))

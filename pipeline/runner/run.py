@@ -13,6 +13,7 @@ QGIS styles) are written, keyed the same way.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import hashlib
 import json
@@ -22,6 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -428,9 +430,11 @@ class _RunContext:
         with io.written_files() as written:
             if event_records is not None:
                 io.write_csv(_event_records_table(config, event_records, event_table), out.event_records)
-            export_run(config.run_dir, copy.deepcopy(manifest), keep=keep)
-            write_styles(config.run_dir)
-            write_output_catalog(config.run_dir, copy.deepcopy(manifest), keep=keep)
+            # independent of each other (their reads of the rasters release the GIL); the report lists the
+            # exports, so it comes after them
+            _at_once(lambda: export_run(config.run_dir, copy.deepcopy(manifest), keep=keep),
+                     lambda: write_styles(config.run_dir),
+                     lambda: write_output_catalog(config.run_dir, copy.deepcopy(manifest), keep=keep))
             write_report(config.run_dir, copy.deepcopy(manifest), keep=keep)
         stamp = self.stamps.write(None, "products", key, written,
                                   facts={"public": self.config.public.model_dump(mode="json")})
@@ -438,6 +442,15 @@ class _RunContext:
                                 "seconds": round(time.perf_counter() - start, 2), "outputs": stamp["outputs"],
                                 **({"kept_from_earlier_run": sorted(keep)} if keep else {})}
         self.result.stages_run += 1
+
+
+def _at_once(*calls: Callable[[], object]) -> None:
+    """Run the calls in threads at once, each in a copy of this thread's context (so the files they write
+    reach the active `io.written_files`); the first error raised is raised here once all have ended."""
+    with ThreadPoolExecutor(len(calls), thread_name_prefix="products") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+    for future in futures:
+        future.result()
 
 
 def _job(config: PipelineConfig, aoi: pd.Series, aoi_crs, event_table: pd.DataFrame, out: OutputLayout) -> AoiJob:
