@@ -163,6 +163,18 @@ def aligned(source: GeoBox, grid: GeoBox) -> bool:
     return relabelled is not None and _offset(relabelled, grid) is not None
 
 
+def window_within(source: GeoBox, grid: GeoBox) -> tuple[int, int] | None:
+    """(row, col) of the grid's corner in the source's pixels when the grid is a window of the source
+    (one grid, as `aligned`) that lies wholly inside it, else None."""
+    relabelled = as_grid_crs(source, grid)
+    offset = _offset(relabelled, grid) if relabelled is not None else None
+    if offset is None:
+        return None
+    row, col = offset
+    inside = row >= 0 and col >= 0 and row + grid.shape.y <= source.shape.y and col + grid.shape.x <= source.shape.x
+    return offset if inside else None
+
+
 def onto_grid(data: da.Array, source: GeoBox, grid: GeoBox, *, resampling: str, fill: float) -> da.Array:
     """A (y, x) array on `source`'s grid -> on `grid`: cut by its window (padded with `fill`) when the
     grids are one (same projection, pixel size and alignment; see `as_grid_crs`), else reprojected

@@ -11,9 +11,11 @@ import numpy as np
 import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from odc.geo.geobox import GeoBox
 from rasterio.errors import RasterioIOError
 
 from pipeline.errors import InputError
+from pipeline.ingest.grid import window_within
 
 __all__ = ["open_raster", "open_layer", "one_line"]
 
@@ -23,16 +25,19 @@ def one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
+def open_raster(path: Path | str, *, chunk_size: int, within: GeoBox | None = None) -> xr.DataArray:
     """A raster file (local path or URL GDAL reads), lazily: (band, y, x) in the file's dtype, every band
     and `chunk_size` pixels a side per chunk (a pixel-interleaved file is decompressed once per window,
     not once per band); CRS and grid as coordinates (`.odc.geobox`), nodata in attrs["nodata"], band
     descriptions in attrs["descriptions"].
 
+    `within`: an AOI grid. Where it is a window of the file (`grid.window_within`), only that window is
+    read, chunked from the AOI's corner: each chunk of the AOI is one read, with no cutting and
+    re-chunking of the file's chunks after it. Elsewhere the whole file, as without it.
+
     Each chunk opens the file, reads its window and closes it: reads run in parallel without a lock, and
     no file handle (with GDAL's per-dataset buffers) stays open while a long series is computed.
     """
-    from odc.geo.geobox import GeoBox
     from odc.geo.xr import xr_coords
 
     failure = None
@@ -46,11 +51,14 @@ def open_raster(path: Path | str, *, chunk_size: int) -> xr.DataArray:
         failure = _gone(str(path)) or InputError(f"{path}: cannot open as a raster ({err})")
     if failure is not None:  # raised outside the handler: no GDAL error chain (see _read_block)
         raise failure
+    corner = window_within(grid, within) if within is not None else None
+    if corner is not None:
+        grid = grid[corner[0]:corner[0] + within.shape.y, corner[1]:corner[1] + within.shape.x]
     chunks = ((count,), _split(grid.shape.y, chunk_size), _split(grid.shape.x, chunk_size))
     name = "read-" + dask.base.tokenize(str(path), os.path.getmtime(path) if os.path.exists(path) else 0,
-                                         chunk_size)
-    data = da.map_blocks(_read_block, path=str(path), chunks=chunks, dtype=dtype, name=name,
-                         meta=np.array((), dtype=dtype))
+                                         chunk_size, corner)
+    data = da.map_blocks(_read_block, path=str(path), corner=corner or (0, 0), chunks=chunks, dtype=dtype,
+                         name=name, meta=np.array((), dtype=dtype))
     return xr.DataArray(data, coords={"band": np.arange(1, count + 1), **xr_coords(grid)},
                         dims=("band", *grid.dimensions),
                         attrs={"nodata": nodata, "descriptions": tuple(descriptions)})
@@ -60,9 +68,11 @@ def _split(size: int, chunk: int) -> tuple[int, ...]:
     return tuple(min(chunk, size - start) for start in range(0, size, chunk))
 
 
-def _read_block(*, path: str, block_info=None) -> np.ndarray:
-    """One chunk of `open_raster`: the window of bands, rows and columns dask asks for."""
+def _read_block(*, path: str, corner: tuple[int, int] = (0, 0), block_info=None) -> np.ndarray:
+    """One chunk of `open_raster`: the window of bands, rows and columns dask asks for, from the file's
+    pixel `corner` (row, col) of the array."""
     (b0, b1), (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    r0, r1, c0, c1 = r0 + corner[0], r1 + corner[0], c0 + corner[1], c1 + corner[1]
     try:
         with rasterio.open(path) as src:
             return src.read(list(range(b0 + 1, b1 + 1)), window=((r0, r1), (c0, c1)))

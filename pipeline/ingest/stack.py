@@ -12,7 +12,7 @@ computes. Several sources merge into one series keyed by acquisition datetime.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import dask
@@ -30,7 +30,7 @@ from pipeline.ingest.cloudmask import CloudPlan, spectral_mask, temporal_mask
 from pipeline.ingest.grid import aligned as _aligned
 from pipeline.ingest.grid import grid_coords as _grid_coords
 from pipeline.ingest.grid import onto_grid as _onto_grid
-from pipeline.ingest.rasters import open_raster as _open_raster
+from pipeline.ingest.rasters import open_raster
 from pipeline.ingest.scenes import SceneFiles
 from pipeline.ingest.sensors import HARMONISATION, MASK_CODES, MASK_NODATA, SensorProfile
 
@@ -109,7 +109,6 @@ def files_stack(
     chunk_size: int = 512,
     key: str = "ingest",
     plan: CloudPlan = CloudPlan(),
-    open_raster: Callable[..., xr.DataArray] = _open_raster,
 ) -> xr.Dataset | None:
     """Scenes of one files source on `grid`: (time, y, x) float32 per common band, masked; lazy.
 
@@ -124,7 +123,7 @@ def files_stack(
 
     def layer(path, index):
         if path not in opened:
-            raster = open_raster(path, chunk_size=chunk_size)
+            raster = open_raster(path, chunk_size=chunk_size, within=grid)  # the AOI's window where it can
             geobox = raster.odc.geobox
             if not _aligned(geobox, grid) and (geobox.crs, geobox.resolution) not in resampled:
                 resampled.add((geobox.crs, geobox.resolution))

@@ -17,7 +17,7 @@ from shapely.geometry import box
 from pipeline.ingest import read_aois, sources
 from pipeline.config import CloudMaskConfig, IngestConfig
 from pipeline.errors import InputError
-from pipeline.ingest import drop_empty_scenes
+from pipeline.ingest import drop_empty_scenes, open_raster
 
 
 def _aoi(aoi_file):
@@ -79,6 +79,20 @@ def test_a_scene_on_a_shifted_grid_contributes_its_part(scene_files, tmp_path, a
     # file rows/columns 4..9 -> grid rows/columns 3..8; the rest of the AOI is NaN for this scene
     np.testing.assert_allclose(red[3:, 3:], 0.4, rtol=1e-6)
     assert np.isnan(red[:3]).all() and np.isnan(red[:, :3]).all()
+
+
+def test_an_aoi_inside_a_scene_is_read_chunk_by_chunk_from_its_own_corner(tmp_path):
+    values = np.arange(3 * 10 * 10, dtype="uint16").reshape(3, 10, 10)
+    path = _write(tmp_path / "scene.tif", values)
+    whole = open_raster(path, chunk_size=4)
+    aoi = whole.odc.geobox[1:10, 1:9]               # starts one pixel into the file: off its 4 x 4 chunks
+    window = open_raster(path, chunk_size=4, within=aoi)
+    assert window.odc.geobox == aoi and window.data.chunks == ((3,), (4, 4, 1), (4, 4))
+    graph = window.data.__dask_graph__()
+    assert len(graph.layers) == 1 and len(graph) == 6   # one read per chunk of the AOI, nothing cut or joined
+    np.testing.assert_array_equal(window.values, values[:, 1:10, 1:9])
+    beyond = whole.odc.geobox[-2:12, 0:10]          # not inside the file: the whole file, as without `within`
+    assert open_raster(path, chunk_size=4, within=beyond).odc.geobox == whole.odc.geobox
 
 
 def test_an_entirely_masked_scene_is_dropped_with_a_warning(scene_files, tmp_path, aoi_file, caplog):
