@@ -324,8 +324,24 @@ def aoi_mask(grid: xr.Dataset | xr.DataArray, aoi: gpd.GeoSeries) -> xr.DataArra
 
 
 def scenes_with_pixels(stack: xr.Dataset) -> xr.DataArray:
-    """(time,) bool, lazy where the stack is: whether each scene has a valid pixel in the AOI."""
-    return xr.concat([v.notnull().any(("y", "x")) for v in stack.data_vars.values()], "variable").any("variable")
+    """(time,) bool, lazy where the stack is: whether each scene has a valid pixel (not NaN in some
+    variable) in the AOI. On Dask, one task per block of the scenes for all variables together."""
+    variables = [v.transpose("time", "y", "x") for v in stack.data_vars.values()]
+    arrays = [v.data for v in variables]
+    if not all(isinstance(a, da.Array) for a in arrays) or len({a.chunks for a in arrays}) > 1:
+        return xr.concat([v.notnull().any(("y", "x")) for v in variables], "variable").any("variable")
+    times, rows, cols = arrays[0].chunks
+    per_block = da.map_blocks(_any_valid, *arrays, chunks=(times, (1,) * len(rows), (1,) * len(cols)), dtype=bool)
+    return xr.DataArray(per_block.any(axis=(1, 2)), coords={"time": stack["time"]}, dims="time")
+
+
+def _any_valid(*blocks: np.ndarray) -> np.ndarray:
+    """(time, 1, 1): whether a block of (time, y, x) variables has a valid (not NaN) value per time."""
+    valid = np.zeros(blocks[0].shape[0], bool)
+    for block in blocks:
+        valid |= (~np.isnan(block) if block.dtype.kind == "f" else np.ones(block.shape, bool)).reshape(
+            block.shape[0], -1).any(axis=1)
+    return valid[:, np.newaxis, np.newaxis]
 
 
 def report_empty_scenes(stack: xr.Dataset, keep: np.ndarray, *, aoi_id: str = "") -> None:
