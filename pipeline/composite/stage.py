@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import rioxarray
@@ -82,9 +82,11 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
     layers = [*groups["composite"], *groups["ndvi_range"], *groups["metrics"], *groups["clear_count"],
               *groups["sub_periods"]]
     written_periods, skipped = [], [p for p in listed_periods if p not in candidates]
+    for period in skipped:  # a window that holds no acquisition
+        log.warning("aoi %s: period %s has no clear pixel in any scene; skipped", aoi_id, period.id)
     # a scene with no valid pixel in the AOI adds nothing to a composite: it is found in the pass that writes
     # them (not by a read of its own) and left out of the facts
-    has_pixels = scenes_with_pixels(stack).data
+    has_pixels = da.asarray(scenes_with_pixels(stack).data)
     keep = np.ones(len(times), bool)
     job.report("composite", 0, len(candidates), "periods")
     for start in range(0, len(candidates), job.batch):
@@ -95,13 +97,10 @@ def composite_stage(job: AoiJob, scenes, items: dict | None = None) -> dict:
                                                            colour_interpretation=io.rgb_colour_interpretation(layers)))
                      for p in batch]
         used = np.unique(np.concatenate([scene_indices(times, p) for p in batch]))
-        lazy = dask.is_dask_collection(has_pixels)
-        tasks = raster_tasks(io.write_period_cog, rasters, arguments, also=[has_pixels[used]] if lazy else [])
+        tasks = raster_tasks(io.write_period_cog, rasters, arguments, also=[has_pixels[used]])
         *written, valid = compute_with_progress(
             tasks, lambda n, start=start, size=len(batch): job.report("composite", start + min(n, size),
                                                                        len(candidates), "periods"))
-        if not lazy:
-            written, valid = [*written, valid], np.asarray(has_pixels)[used]
         keep[used] = np.asarray(valid, bool)
         for period, path in zip(batch, written):
             if path is None:

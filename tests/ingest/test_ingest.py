@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 from conftest import CRS, RES, X0, Y0, write_scene
 from rasterio.transform import from_origin
 from shapely.geometry import box
@@ -17,7 +18,7 @@ from shapely.geometry import box
 from pipeline.ingest import read_aois, sources
 from pipeline.config import CloudMaskConfig, IngestConfig
 from pipeline.errors import InputError
-from pipeline.ingest import drop_empty_scenes, open_raster
+from pipeline.ingest import drop_empty_scenes, open_raster, scenes_with_pixels
 
 
 def _aoi(aoi_file):
@@ -93,6 +94,19 @@ def test_an_aoi_inside_a_scene_is_read_chunk_by_chunk_from_its_own_corner(tmp_pa
     np.testing.assert_array_equal(window.values, values[:, 1:10, 1:9])
     beyond = whole.odc.geobox[-2:12, 0:10]          # not inside the file: the whole file, as without `within`
     assert open_raster(path, chunk_size=4, within=beyond).odc.geobox == whole.odc.geobox
+
+
+def test_scenes_with_pixels_finds_one_valid_pixel_in_any_block_or_variable():
+    values = np.full((3, 10, 10), np.nan, "float32")
+    red, nir = values.copy(), values.copy()
+    red[0, 9, 9] = 0.1          # scene 0: one pixel, in the last of 3 x 3 blocks
+    nir[1, 0, 0] = 0.2          # scene 1: one pixel, in another variable; scene 2: none
+    stack = xr.Dataset({"red": (("time", "y", "x"), red), "nir": (("time", "y", "x"), nir)},
+                       coords={"time": np.arange(3)}).chunk({"time": 1, "y": 4, "x": 4})
+    lazy = scenes_with_pixels(stack)
+    assert dask.is_dask_collection(lazy)
+    assert lazy.values.tolist() == [True, True, False]
+    assert scenes_with_pixels(stack.load()).values.tolist() == [True, True, False]
 
 
 def test_an_entirely_masked_scene_is_dropped_with_a_warning(scene_files, tmp_path, aoi_file, caplog):

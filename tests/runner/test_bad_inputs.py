@@ -379,6 +379,16 @@ def test_period_clouded_in_every_scene_is_skipped_and_reported(project, run):
     _assert_kept(project.run_dir, before, rewritten=("*",), regenerated=RUN_PRODUCTS)
 
 
+def test_a_window_without_any_acquisition_is_skipped_and_reported(project, run):
+    windows = [{"name": "before", "start": "2019-01-01", "end": "2019-12-31"},
+               {"name": "gap", "start": "2022-01-01", "end": "2022-06-30"}]   # no scene in 2022
+    before, result = run(project.config({"composite": {"period": "windows", "windows": windows}}))
+    assert result.returncode == 0, result.stderr
+    assert "aoi mine_a: period gap has no clear pixel in any scene; skipped" in result.stderr
+    composite = json.loads((project.run_dir / "manifest.json").read_text())["aois"]["mine_a"]["stages"]["composite"]
+    assert composite["skipped_periods"] == ["gap"] and composite["periods"] == ["before"]
+
+
 # ------------------------------------------------------------------- archives as they come (issue 15)
 
 FILES_SOURCE = {"kind": "files", "scenes": "scenes/scene_*.tif", "scale": 0.0001, "nodata": 0,
